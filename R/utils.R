@@ -1,0 +1,24 @@
+# Errors -----------------------------------------------------------------
+
+# Every error the package signals has class `rdiffusers_error` plus a
+# subclass saying what went wrong:
+#   rdiffusers_error_input   bad argument value (fix the call)
+#   rdiffusers_error_python  Python missing or broken (fix the environment)
+#   rdiffusers_error_model   model cannot be found or loaded
+#   rdiffusers_error_lora    LoRA file rejected
+#   rdiffusers_error_file    file cannot be read or written
+#   rdiffusers_error_metadata malformed metadata
+sd_abort <- function(message, class = NULL, ..., call = caller_env(),
+                     .envir = parent.frame()) {
+  cli::cli_abort(
+    message,
+    class = c(class, "rdiffusers_error"),
+    ...,
+    call = call,
+    .envir = .envir
+  )
+}
+
+abort_input <- function(message, ..., call = caller_env(), .envir = parent.frame()) {
+  sd_abort(message, class = "rdiffusers_error_input", ..., call = call, .envir = .envir)
+}

@@ -1,0 +1,9 @@
+"""Private helper package of the R package rdiffusers.
+
+The R side calls exactly one function of this package per user operation and
+gets back plain data: str, bool, float, int that fits in 32 bits, None, and
+lists/dicts of those.  Seeds cross the bridge as decimal strings.  Pixels cross
+as PNG files.  See api.py for the functions R calls.
+"""
+
+from .api import *  # noqa: F401,F403
