@@ -1,0 +1,4 @@
+library(testthat)
+library(rdiffusers)
+
+test_check("rdiffusers")
