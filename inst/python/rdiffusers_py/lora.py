@@ -1,25 +1,414 @@
-"""LoRA adapters on cached pipelines (owned by the LoRA work; see api.py)."""
+"""LoRA adapters on cached pipelines.
 
-__all__ = ["load_lora", "unload_lora", "list_loras", "set_lora_scales", "describe"]
+R calls load_lora / unload_lora / list_loras / set_lora_scales (re-exported by
+api.py).  Each works on one cache entry from pipeline.get_entry() and keeps
+`entry.loras`, a list of dicts {name, path, sha256, scale} in load order, in
+step with the adapters diffusers holds on the entry's components.
+
+Guarantees the R side documents:
+- A load that fails for any reason leaves the pipeline as it was: adapters
+  that appeared during the attempt are deleted again, and when none were
+  loaded before, the PEFT wrappers are removed too (unload_lora_weights), so
+  a seed gives the same pixels as before the attempt.
+- Unloading the last adapter removes the PEFT wrappers, so the base model is
+  restored bit for bit.  Fused weights are unfused first (fusing followed by
+  unloading would leave the LoRA baked into the base weights).
+- Pickle formats (.bin, .ckpt, .pt, .pth) can run code when read, so they are
+  refused unless trusted=True.
+
+Task pipelines (img2img, inpaint) are built with from_pipe and share the
+entry's UNet and text encoders, so adapters act on every task of a model and
+never on another cache entry.
+"""
+
+import hashlib
+import keyword
+import os
+import re
+
+__all__ = [
+    "load_lora", "unload_lora", "list_loras", "set_lora_scales", "describe",
+    "make_test_lora", "make_non_lora_file",
+]
+
+SAFE_EXTENSIONS = (".safetensors",)
+PICKLE_EXTENSIONS = (".bin", ".ckpt", ".pt", ".pth", ".pkl")
+
+
+
+def _errors():
+    # Imported lazily: errors.py belongs to the Python core and this module
+    # must stay importable on its own (pytest, partial checkouts).
+    try:
+        from . import errors
+        return errors
+    except ImportError:  # pragma: no cover - only before errors.py exists
+        class _Fallback:
+            class RdiffusersError(Exception):
+                pass
+
+            class InputError(RdiffusersError):
+                pass
+
+            class LoraError(RdiffusersError):
+                pass
+        return _Fallback
+
+
+def _lora_error(msg):
+    return _errors().LoraError(msg)
+
+
+def _input_error(msg):
+    return _errors().InputError(msg)
+
+
+def _get_entry(model, load_args):
+    from . import pipeline
+    return pipeline.get_entry(model, **load_args)
+
+
+def _loras(entry):
+    loras = getattr(entry, "loras", None)
+    if loras is None:
+        loras = []
+        entry.loras = loras
+    return loras
+
+
+def file_sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def default_adapter_name(path):
+    """File stem turned into a Python identifier ("my-style.v2" -> "my_style_v2")."""
+    stem = os.path.basename(path)
+    for ext in SAFE_EXTENSIONS + PICKLE_EXTENSIONS:
+        if stem.lower().endswith(ext):
+            stem = stem[: -len(ext)]
+            break
+    name = re.sub(r"\W", "_", stem, flags=re.ASCII).strip("_") or "lora"
+    if name[0].isdigit() or keyword.iskeyword(name):
+        name = "lora_" + name
+    return name
+
+
+def _check_name(name):
+    # Adapter names become attribute keys in PEFT's ModuleDicts; a dot would
+    # be read as a submodule path, so only identifiers are accepted.
+    if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+        raise _input_error(f"adapter_name must be a valid identifier, not {name!r}.")
+    return name
+
+
+def _adapter_set(pipe):
+    try:
+        listed = pipe.get_list_adapters()
+    except ValueError:  # no PEFT backend: nothing can be loaded either
+        return set()
+    return {a for adapters in listed.values() for a in adapters}
+
+
+def _read_state_dict(path, trusted):
+    """Read a LoRA file into a dict of tensors, refusing what is not one."""
+    lower = path.lower()
+    if lower.endswith(SAFE_EXTENSIONS):
+        try:
+            import safetensors.torch
+            state = safetensors.torch.load_file(path, device="cpu")
+        except Exception as e:  # header or data not safetensors
+            raise _lora_error(
+                f"{os.path.basename(path)} is not a valid .safetensors file ({type(e).__name__}: {e})."
+            ) from e
+    elif lower.endswith(PICKLE_EXTENSIONS):
+        if not trusted:
+            raise _lora_error(
+                f"{os.path.basename(path)} is a pickle file, which can run arbitrary code when "
+                "loaded; use a .safetensors file, or trusted=True if you trust its source."
+            )
+        import torch
+        try:
+            # The safe reader first; full unpickling only because the user
+            # said the file is trusted.
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception:
+                state = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as e:
+            raise _lora_error(
+                f"{os.path.basename(path)} could not be read as a PyTorch file ({type(e).__name__}: {e})."
+            ) from e
+        if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+            state = state["state_dict"]
+    else:
+        raise _lora_error(
+            f"{os.path.basename(path)}: unsupported LoRA file type; expected .safetensors "
+            "(or .bin/.ckpt/.pt/.pth with trusted=True)."
+        )
+    import torch
+    if not isinstance(state, dict) or not state or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise _lora_error(f"{os.path.basename(path)} does not hold a dict of tensors, so it is not a LoRA.")
+    # Every LoRA format diffusers converts (PEFT "lora_A/B", kohya
+    # "lora_up/down", old "lora.up/down") names its tensors with "lora".
+    if not any("lora" in k.lower() for k in state):
+        raise _lora_error(
+            f"{os.path.basename(path)} holds no LoRA tensors (no 'lora_A/lora_B/lora_up/lora_down' keys); "
+            "is it a full checkpoint or an embedding?"
+        )
+    return state
+
+
+def _apply_scales(pipe, loras):
+    if loras:
+        pipe.set_adapters([l["name"] for l in loras], [float(l["scale"]) for l in loras])
+
+
+def _unfuse(pipe):
+    if getattr(pipe, "num_fused_loras", 0):
+        comps = [c for c in pipe._lora_loadable_modules if getattr(pipe, c, None) is not None]
+        pipe.unfuse_lora(components=comps)
+
+
+def _restore(pipe, before, loras):
+    """Put adapters back to `before` (a set of names) with the scales in loras."""
+    new = _adapter_set(pipe) - before
+    for name in new:
+        for comp in pipe._lora_loadable_modules:
+            model = getattr(pipe, comp, None)
+            if model is not None and name in getattr(model, "peft_config", {}):
+                try:
+                    if hasattr(model, "delete_adapters"):
+                        model.delete_adapters([name])
+                    else:
+                        from peft.tuners.tuners_utils import BaseTunerLayer
+                        for module in model.modules():
+                            if isinstance(module, BaseTunerLayer):
+                                module.delete_adapter(name)
+                        model.peft_config.pop(name, None)
+                except Exception:
+                    pass
+    if not before:
+        # Removes the PEFT wrappers the attempt injected: the module tree is
+        # the one the pipeline had before.
+        try:
+            pipe.unload_lora_weights()
+        except Exception:
+            pass
+        for comp in pipe._lora_loadable_modules:
+            model = getattr(pipe, comp, None)
+            if model is not None and hasattr(model, "peft_config") and not model.peft_config:
+                # An empty peft_config left by a failed injection would make
+                # get_list_adapters() report the component as LoRA-capable.
+                try:
+                    del model.peft_config
+                except AttributeError:
+                    pass
+                if hasattr(model, "_hf_peft_config_loaded"):
+                    model._hf_peft_config_loaded = False
+    else:
+        _apply_scales(pipe, loras)
+
+
+def _entry_load(entry, path, scale=1.0, adapter_name=None, trusted=False):
+    path = os.path.abspath(os.path.expanduser(path))
+    if not os.path.isfile(path):
+        raise _input_error(f"LoRA file {path} does not exist.")
+    name = _check_name(adapter_name if adapter_name is not None else default_adapter_name(path))
+    scale = float(scale)
+    sha = file_sha256(path)
+    with entry.lock:
+        pipe = entry.pipe
+        loras = _loras(entry)
+        existing = next((l for l in loras if l["name"] == name), None)
+        if existing is not None:
+            if existing["sha256"] != sha:
+                raise _lora_error(
+                    f"An adapter named '{name}' is already loaded from another file "
+                    f"({existing['path']}); unload it first or choose another adapter_name."
+                )
+            # Same file under the same name: only the scale changes.
+            existing["scale"] = scale
+            _apply_scales(pipe, loras)
+            return dict(existing)
+        if not hasattr(pipe, "load_lora_weights"):
+            raise _lora_error(f"{type(pipe).__name__} does not support LoRA adapters.")
+        state = _read_state_dict(path, trusted)
+        before = _adapter_set(pipe)
+        try:
+            pipe.load_lora_weights(state, adapter_name=name)
+        except Exception as e:
+            _restore(pipe, before, loras)
+            lines = [l.strip() for l in str(e).strip().splitlines() if l.strip()]
+            mismatches = [l for l in lines if l.startswith("size mismatch")]
+            if mismatches:
+                # torch lists every tensor; the first one and a count say enough.
+                detail = ("its tensor shapes do not match this model, so it was made for "
+                          "another base model (e.g. SDXL vs SD 1.5); %d tensors differ, first: %s"
+                          % (len(mismatches), mismatches[0]))
+            else:
+                detail = "%s: %s" % (type(e).__name__, lines[0] if lines else "")
+            raise _lora_error(f"Could not load LoRA {os.path.basename(path)}: {detail}") from e
+        if name not in _adapter_set(pipe):
+            # diffusers only warns when no key matched a component.
+            _restore(pipe, before, loras)
+            raise _lora_error(
+                f"Loading {os.path.basename(path)} added no adapter: none of its tensors matched "
+                "this model's layers (wrong base model or unsupported LoRA format)."
+            )
+        record = {"name": name, "path": path, "sha256": sha, "scale": scale}
+        loras.append(record)
+        try:
+            _apply_scales(pipe, loras)
+        except Exception as e:
+            loras.remove(record)
+            _restore(pipe, before, loras)
+            raise _lora_error(f"Could not activate LoRA {name}: {e}") from e
+        return dict(record)
+
+
+def _entry_unload(entry, adapter_name=None):
+    with entry.lock:
+        pipe = entry.pipe
+        loras = _loras(entry)
+        if adapter_name is None:
+            names = [l["name"] for l in loras]
+        else:
+            names = [adapter_name] if isinstance(adapter_name, str) else list(adapter_name)
+            unknown = [n for n in names if n not in {l["name"] for l in loras}]
+            if unknown:
+                raise _input_error(
+                    f"No LoRA named {', '.join(repr(n) for n in unknown)} is loaded "
+                    f"(loaded: {', '.join(l['name'] for l in loras) or 'none'})."
+                )
+        if not _adapter_set(pipe) and not loras:
+            return []
+        _unfuse(pipe)
+        remaining = [l for l in loras if l["name"] not in names]
+        if remaining:
+            pipe.delete_adapters(names)
+            loras[:] = remaining
+            _apply_scales(pipe, loras)
+        else:
+            # Removing the wrappers, not only the adapters, gives back the
+            # exact module tree and so the exact base-model pixels.
+            pipe.unload_lora_weights()
+            loras.clear()
+        return names
+
+
+def _entry_set_scales(entry, scales):
+    with entry.lock:
+        loras = _loras(entry)
+        known = {l["name"]: l for l in loras}
+        unknown = [n for n in scales if n not in known]
+        if unknown:
+            raise _input_error(
+                f"No LoRA named {', '.join(repr(n) for n in unknown)} is loaded "
+                f"(loaded: {', '.join(known) or 'none'})."
+            )
+        for n, s in scales.items():
+            known[n]["scale"] = float(s)
+        _apply_scales(entry.pipe, loras)
+        return [dict(l) for l in loras]
 
 
 def describe(entry):
     """List of dicts (name, path, sha256, scale) of the LoRAs active on a
     cache entry, for image metadata.  Empty list when none."""
-    return []
+    return [dict(l) for l in (getattr(entry, "loras", None) or [])]
+
+
+# Functions R calls (through api.py) ------------------------------------
 
 
 def load_lora(model, path, scale=1.0, adapter_name=None, trusted=False, **load_args):
-    raise NotImplementedError
+    """Load a LoRA file onto the model's cached pipeline; return its record
+    {name, path, sha256, scale}.  Loading an already loaded name from the
+    same file only sets its scale."""
+    return _entry_load(_get_entry(model, load_args), path, scale, adapter_name, trusted)
 
 
 def unload_lora(model, adapter_name=None, **load_args):
-    raise NotImplementedError
+    """Unload one adapter (or a list), or all when adapter_name is None;
+    return the names unloaded."""
+    return _entry_unload(_get_entry(model, load_args), adapter_name)
 
 
 def list_loras(model, **load_args):
-    raise NotImplementedError
+    """List of {name, path, sha256, scale}, in load order."""
+    return describe(_get_entry(model, load_args))
 
 
 def set_lora_scales(model, scales, **load_args):
-    raise NotImplementedError
+    """scales: dict adapter name -> float.  Changes scales without reloading;
+    returns list_loras()."""
+    return _entry_set_scales(_get_entry(model, load_args), dict(scales))
+
+
+# Test files --------------------------------------------------------------
+
+
+def make_test_lora(model_dir, out_path, seed=0, rank=4, target="unet"):
+    """Write a small random LoRA for the diffusers pipeline saved in
+    model_dir (any UNet-based pipeline: SD 1.5, SDXL) to out_path, offline.
+
+    target: "unet" (attention projections to_q/to_k/to_v/to_out.0) or
+    "text_encoder" (q/k/v/out_proj of the first text encoder).  The B
+    matrices are random too (init_lora_weights=False), so the LoRA changes
+    the output.  out_path ending in .safetensors is written with diffusers'
+    save_lora_weights; any other extension with torch.save (pickle)."""
+    import json
+    import torch
+    import diffusers
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+    from diffusers.utils import convert_state_dict_to_diffusers
+
+    with open(os.path.join(model_dir, "model_index.json")) as f:
+        pipe_cls = getattr(diffusers, json.load(f)["_class_name"])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        if target == "unet":
+            model = diffusers.UNet2DConditionModel.from_pretrained(model_dir, subfolder="unet")
+            modules = ["to_q", "to_k", "to_v", "to_out.0"]
+        elif target == "text_encoder":
+            import transformers
+            model = transformers.CLIPTextModel.from_pretrained(model_dir, subfolder="text_encoder")
+            modules = ["q_proj", "k_proj", "v_proj", "out_proj"]
+        else:
+            raise _input_error("target must be 'unet' or 'text_encoder'.")
+        config = LoraConfig(r=int(rank), lora_alpha=int(rank), init_lora_weights=False,
+                            target_modules=modules)
+        model.add_adapter(config)
+        layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(model))
+    out_path = os.path.abspath(out_path)
+    os.makedirs(os.path.dirname(out_path), exist_ok=True)
+    if out_path.lower().endswith(".safetensors"):
+        kwargs = {"unet_lora_layers" if target == "unet" else "text_encoder_lora_layers": layers}
+        pipe_cls.save_lora_weights(os.path.dirname(out_path),
+                                   weight_name=os.path.basename(out_path),
+                                   safe_serialization=True, **kwargs)
+    else:
+        prefix = "unet." if target == "unet" else "text_encoder."
+        torch.save({prefix + k: v.contiguous() for k, v in layers.items()}, out_path)
+    return out_path
+
+
+def make_non_lora_file(out_path, seed=0):
+    """Write a valid .safetensors file of random tensors whose keys are not
+    LoRA keys (what a full checkpoint or an embedding looks like)."""
+    import torch
+    import safetensors.torch
+    g = torch.Generator().manual_seed(int(seed))
+    tensors = {
+        "unet.conv_in.weight": torch.randn(4, 4, 3, 3, generator=g),
+        "emb_params": torch.randn(2, 8, generator=g),
+    }
+    safetensors.torch.save_file(tensors, out_path)
+    return os.path.abspath(out_path)
