@@ -10,6 +10,9 @@ CONTRACT (R side relies on it; change both sides together):
   them to classed R conditions.
 """
 
+from . import generate as _generate
+from . import images, pipeline, schedulers, tiny
+
 __all__ = [
     "versions", "devices", "presets", "schedulers", "tiny_model",
     "load_pipeline", "cached_pipelines", "free_pipelines", "generate",
@@ -17,59 +20,79 @@ __all__ = [
 ]
 
 
+def _entry(model, **load_args):
+    return pipeline.get_entry(model, **load_args)
+
+
 def versions():
     """dict: versions of python, torch, diffusers, transformers, peft,
     accelerate, safetensors, pillow, numpy (str, or None when missing)."""
-    raise NotImplementedError
+    return pipeline.versions()
 
 
 def devices():
     """dict: available (list of "cuda"/"mps"/"cpu" in preference order),
     default (str), cuda_names (list of str), torch_threads (int),
     cpu_bf16 (bool: CPU has native bf16 matmul)."""
-    raise NotImplementedError
+    pipeline.setup_torch()
+    return pipeline.devices()
 
 
 def presets():
     """dict name -> dict(model_id, family, steps, guidance_scale, width,
     height, scheduler (or None), strength).  Includes "tiny", "tiny-sdxl",
     "tiny-sd3" (built offline) and hub presets such as "sd15", "sd21",
-    "sdxl", "sd-turbo", "sdxl-turbo", "sd3-medium"."""
-    raise NotImplementedError
+    "sdxl", "sd-turbo", "sdxl-turbo", "sd3-medium".  For the tiny ones
+    model_id is the preset name itself."""
+    return pipeline.presets()
 
 
 def schedulers():
     """dict name -> dict(cls, kwargs, a1111, schedule_type).  Keys are both
     diffusers class names ("EulerAncestralDiscreteScheduler") and A1111
-    sampler names ("Euler a", "DPM++ 2M Karras", ...)."""
-    raise NotImplementedError
+    sampler names ("Euler a", "DPM++ 2M Karras", ...).  a1111 and
+    schedule_type are None for class-name keys.  SD3 (flow-matching) models
+    accept only the FlowMatch* classes and "Euler", "Heun", "LCM", which
+    mean their flow-matching versions there."""
+    return schedulers.table()
 
 
 def tiny_model(name, cache_dir):
     """Build (once, deterministically, offline) the tiny random-weight
-    pipeline `name` with save_pretrained() under cache_dir; return its dir."""
-    raise NotImplementedError
+    pipeline `name` with save_pretrained() under cache_dir; return its dir.
+    cache_dir None: RDIFFUSERS_CACHE_DIR or ~/.cache/rdiffusers."""
+    return tiny.build(name, cache_dir or pipeline.default_cache_dir())
 
 
 def load_pipeline(model, revision=None, device="auto", dtype="auto",
                   variant=None, config=None, cache_dir=None, optimize="auto",
-                  local_files_only=False, single_file=None):
+                  local_files_only=False, single_file=None, trusted=False):
     """Load (or fetch from the cache) a pipeline and return its info dict:
-    key, model, model_path, source ("tiny"|"hub"|"dir"|"file"), family
-    ("sd15"|"sdxl"|"sd3"), pipeline_class, revision, device, dtype,
+    key, model, model_id, model_path, source ("tiny"|"hub"|"dir"|"file"),
+    family ("sd15"|"sdxl"|"sd3"), pipeline_class, revision, device, dtype,
     scheduler, optimize, loaded (True when loaded by this call),
-    load_seconds."""
-    raise NotImplementedError
+    load_seconds (float).
+
+    model: preset name, Hugging Face id ("org/name"), diffusers directory,
+    or single-file checkpoint (.safetensors; .ckpt/.pt only with
+    trusted=True).  config: for single files, a local diffusers directory
+    or hub id holding the matching configs (needed offline).
+    single_file: True to treat model as a checkpoint file, None to decide
+    from what the path is.  cache_dir: where tiny models are built."""
+    return dict(_entry(model, revision=revision, device=device, dtype=dtype,
+                       variant=variant, config=config, cache_dir=cache_dir,
+                       optimize=optimize, local_files_only=local_files_only,
+                       single_file=single_file, trusted=trusted).info)
 
 
 def cached_pipelines():
     """list of info dicts of the pipelines in the cache."""
-    raise NotImplementedError
+    return pipeline.cached()
 
 
 def free_pipelines(key=None):
     """Drop one cached pipeline (by key) or all; return how many."""
-    raise NotImplementedError
+    return pipeline.free(key)
 
 
 def generate(model, prompt, negative_prompt, seeds, out_paths, width, height,
@@ -80,15 +103,37 @@ def generate(model, prompt, negative_prompt, seeds, out_paths, width, height,
     """Generate len(out_paths) images and write each as a pixel-only PNG to
     its out_path.  prompt/negative_prompt/seeds are lists of the same length
     as out_paths (R expands the batch).  Returns one dict per image:
-    {"path": str, "meta": dict}, meta holding everything needed to reproduce
-    (see README "Metadata"), seeds as str, "pixel_sha256".
-    callback(image_index, step, total_steps) is called after every step."""
-    raise NotImplementedError
+    {"path": str, "meta": dict, "warnings": [str]}, meta holding every
+    entry of dev/ARCHITECTURE.md "Metadata entries" that Python knows (all
+    but versions.R, versions.rdiffusers, created; absent ones as None),
+    seeds as str, "pixel_sha256".  warnings: messages for the user (e.g. a
+    prompt longer than CLIP's 77 tokens); R re-emits them as warnings.
+
+    seeds: decimal strings 0 .. 2^64-1; image i uses a CPU torch.Generator
+    seeded with int(seeds[i]) and is generated alone (batch of 1), so it
+    regenerates identically on its own.
+    scheduler: A1111 or diffusers name; None = the model's default.  The
+    cached pipeline's scheduler is never changed.  scheduler_config (the
+    dict from meta) rebuilds the scheduler exactly; scheduler then names
+    its class (or config["_class_name"] does).
+    task "img2img"/"inpaint": image (and mask, white = repaint) are file
+    paths; image is resized to width x height, the mask to the image.
+    keep_unmasked: paste the input back where the mask is black (exactly).
+    callback(image_index, step, total_steps), all ints, image_index and
+    step counted from 1, is called after every step; an error raised in it
+    (an R interrupt arrives as one) ends the call, leaving the pipeline
+    usable."""
+    return _generate.run(model, prompt, negative_prompt, seeds, out_paths,
+                         width, height, steps, guidance_scale, task=task,
+                         scheduler=scheduler, scheduler_config=scheduler_config,
+                         clip_skip=clip_skip, strength=strength, image=image,
+                         mask=mask, keep_unmasked=keep_unmasked,
+                         callback=callback, **load_args)
 
 
 def pixel_hash(path):
     """sha256 hex of the decoded RGB pixels of the image file at path."""
-    raise NotImplementedError
+    return images.pixel_hash(path)
 
 
 # LoRA functions live in lora.py; R reaches them through this module too.

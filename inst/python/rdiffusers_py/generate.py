@@ -1,0 +1,214 @@
+"""Running a pipeline: one image per call, one CPU generator per image.
+
+Images are generated one at a time with their own CPU torch.Generator seeded
+from the image's seed, so image i of a batch regenerates bit-identically on
+its own, and results do not depend on the device's random number generator.
+"""
+
+import inspect
+
+from . import images, lora, pipeline, schedulers
+from .errors import InputError
+
+__all__ = ["run"]
+
+_TASKS = ("txt2img", "img2img", "inpaint")
+_CLIP_FAMILIES = ("sd15", "sdxl")  # prompts go to CLIP only (77 tokens)
+
+
+def _seed(s):
+    try:
+        v = int(str(s), 10)
+    except (TypeError, ValueError):
+        raise InputError("seed must be a whole number between 0 and 2^64 - 1, not %r." % (s,))
+    if not 0 <= v <= 2 ** 64 - 1:
+        raise InputError("seed must be between 0 and 2^64 - 1, not %s." % s)
+    return v
+
+
+def _as_list(x, n, what):
+    if x is None or isinstance(x, str):
+        return [x] * n
+    x = list(x)
+    if len(x) == 1:
+        return x * n
+    if len(x) != n:
+        raise InputError("%s has %d values for %d images." % (what, len(x), n))
+    return x
+
+
+def _long_prompt_warnings(pipe, texts):
+    tok = getattr(pipe, "tokenizer", None)
+    if tok is None:
+        return []
+    limit = int(getattr(tok, "model_max_length", 77) or 77)
+    out = []
+    for what, text in texts:
+        if not text:
+            continue
+        n = len(tok(text, truncation=False, add_special_tokens=True)["input_ids"])
+        if n > limit:
+            out.append("The %s is %d tokens long; CLIP reads only the first %d (with start and "
+                       "end tokens), so the rest is ignored." % (what, n, limit))
+    return out
+
+
+def run(model, prompt, negative_prompt, seeds, out_paths, width, height, steps,
+        guidance_scale, task="txt2img", scheduler=None, scheduler_config=None,
+        clip_skip=None, strength=None, image=None, mask=None, keep_unmasked=True,
+        callback=None, **load_args):
+    import torch
+    if task not in _TASKS:
+        raise InputError("task must be one of %s, not %r." % (", ".join(_TASKS), task))
+    out_paths = [out_paths] if isinstance(out_paths, str) else list(out_paths)
+    n = len(out_paths)
+    if n == 0:
+        return []
+    prompts = _as_list(prompt, n, "prompt")
+    negatives = _as_list(negative_prompt, n, "negative_prompt")
+    seeds = [_seed(s) for s in _as_list(seeds, n, "seed")]
+    steps = int(steps)
+    width, height = int(width), int(height)
+    if steps < 1:
+        raise InputError("steps must be at least 1, not %d." % steps)
+    if task != "txt2img":
+        if image is None:
+            raise InputError("%s needs an input image (image)." % task)
+        if strength is None:
+            strength = 0.75 if task == "img2img" else 1.0
+        strength = float(strength)
+        if not 0.0 < strength <= 1.0:
+            raise InputError("strength must be in (0, 1], not %s." % strength)
+    if task == "inpaint" and mask is None:
+        raise InputError("inpaint needs a mask (white = repaint).")
+
+    entry = pipeline.get_entry(model, **load_args)
+    info = entry.info
+    family = info["family"]
+
+    with entry.lock:
+        pipe = entry.task(task)
+        factor = int(getattr(pipe, "vae_scale_factor", 8))
+        if family == "sd3":
+            factor *= int(getattr(pipe.transformer.config, "patch_size", 1))
+        if width % factor or height % factor or width < factor or height < factor:
+            raise InputError("width and height must be positive multiples of %d for this model, "
+                             "not %d x %d." % (factor, width, height))
+
+        init = init_full = mask_img = None
+        init_hash = mask_hash = None
+        if task != "txt2img":
+            init_full = images.load_image(image)
+            init_hash = images.pixel_hash(images._open(image, "image"))
+            init = init_full if init_full.size == (width, height) else \
+                init_full.resize((width, height), resample=_lanczos())
+        if task == "inpaint":
+            m = images.load_mask(mask)
+            mask_hash = images.pixel_hash(m)
+            mask_img = m if m.size == init.size else m.resize(init.size, resample=_lanczos())
+
+        sched = schedulers.build(pipe.scheduler, scheduler, scheduler_config, family)
+        sampler, schedule_type = schedulers.describe(sched)
+        sched_config = schedulers.jsonable_config(sched)
+        accepted = set(inspect.signature(type(pipe).__call__).parameters)
+        warnings = []
+        if family in _CLIP_FAMILIES:
+            texts = []
+            for p in dict.fromkeys(prompts):
+                texts.append(("prompt", p))
+            for p in dict.fromkeys(negatives):
+                texts.append(("negative prompt", p))
+            warnings = _long_prompt_warnings(pipe, texts)
+
+        loras = lora.describe(entry)
+        threads = int(torch.get_num_threads())
+        versions = pipeline.versions()
+        versions = {k: versions.get(k) for k in
+                    ("python", "torch", "diffusers", "transformers", "peft", "accelerate")}
+
+        default_sched = pipe.scheduler
+        results = []
+        pipe.scheduler = sched
+        try:
+            for i in range(n):
+                # A fresh copy for each image: a scheduler keeps state between steps.
+                if i > 0:
+                    pipe.scheduler = type(sched).from_config(sched.config)
+                kw = {"prompt": prompts[i], "negative_prompt": negatives[i],
+                      "num_inference_steps": steps, "guidance_scale": float(guidance_scale),
+                      "generator": torch.Generator(device="cpu").manual_seed(seeds[i]),
+                      "output_type": "pil", "num_images_per_prompt": 1}
+                prompt_3 = None
+                if family == "sd3":
+                    # T5 reads up to 256 tokens: give it the full prompt.
+                    prompt_3 = prompts[i]
+                    kw["prompt_3"] = prompt_3
+                    kw["negative_prompt_3"] = negatives[i]
+                if task in ("txt2img", "inpaint"):
+                    kw["width"], kw["height"] = width, height
+                if task != "txt2img":
+                    kw["image"] = init
+                    kw["strength"] = strength
+                if task == "inpaint":
+                    kw["mask_image"] = mask_img
+                if clip_skip is not None:
+                    kw["clip_skip"] = int(clip_skip)
+                if callback is not None:
+                    kw["callback_on_step_end"] = _step_callback(callback, i + 1, steps)
+                kw = {k: v for k, v in kw.items() if k in accepted}
+                out = pipe(**kw).images[0]
+                if out.size != (width, height):
+                    out = out.resize((width, height), resample=_lanczos())
+                if task == "inpaint" and keep_unmasked:
+                    out = _composite(init, out, mask_img)
+                images.save_png(out, out_paths[i])
+                meta = {
+                    "task": task, "prompt": prompts[i], "negative_prompt": negatives[i],
+                    "prompt_3": prompt_3, "seed": str(seeds[i]), "steps": steps,
+                    "width": width, "height": height, "guidance_scale": float(guidance_scale),
+                    "strength": strength if task != "txt2img" else None,
+                    "clip_skip": None if clip_skip is None else int(clip_skip),
+                    "model": info["model"], "model_id": info["model_id"],
+                    "model_source": info["source"], "model_revision": info["revision"],
+                    "family": family, "pipeline_class": type(pipe).__name__,
+                    "scheduler": type(sched).__name__, "scheduler_config": sched_config,
+                    "sampler": sampler, "schedule_type": schedule_type,
+                    "dtype": info["dtype"], "device": info["device"],
+                    "generator_device": "cpu", "optimize": info["optimize"],
+                    "torch_threads": threads, "init_image_sha256": init_hash,
+                    "mask_sha256": mask_hash,
+                    "keep_unmasked": bool(keep_unmasked) if task == "inpaint" else None,
+                    "loras": loras, "versions": versions,
+                    "pixel_sha256": images.pixel_hash(out),
+                }
+                results.append({"path": out_paths[i], "meta": meta, "warnings": list(warnings)})
+        finally:
+            pipe.scheduler = default_sched
+    return results
+
+
+def _lanczos():
+    from PIL import Image
+    return Image.Resampling.LANCZOS
+
+
+def _step_callback(callback, image_index, steps):
+    def on_step_end(pipe, step, timestep, callback_kwargs):
+        total = int(getattr(pipe, "num_timesteps", None) or steps)
+        # Plain ints: reticulate gives R integers, and an R error or interrupt
+        # raised in the callback propagates out of the pipeline call.
+        callback(int(image_index), int(step) + 1, total)
+        return callback_kwargs
+    return on_step_end
+
+
+def _composite(orig, gen, mask):
+    """orig outside the mask, gen inside: out = orig*(1-m) + gen*m, m = mask/255,
+    so pixels where the mask is 0 are exactly the input's."""
+    import numpy as np
+    from PIL import Image
+    o = np.asarray(orig.convert("RGB"), dtype=np.float64)
+    g = np.asarray(gen.convert("RGB"), dtype=np.float64)
+    m = np.asarray(mask.convert("L"), dtype=np.float64)[..., None] / 255.0
+    out = np.rint(o * (1.0 - m) + g * m).clip(0, 255).astype(np.uint8)
+    return Image.fromarray(out, "RGB")

@@ -1,0 +1,440 @@
+"""Loading pipelines, the pipeline cache, devices and presets.
+
+A cache entry is keyed by everything that changes the loaded weights (resolved
+model, revision, dtype, device, variant, optimize mode, single-file config).
+Calls into one entry are serialized by its lock because diffusers pipelines
+are not thread-safe (the scheduler holds per-run state).
+"""
+
+import hashlib
+import json
+import os
+import re
+import sys
+import threading
+import time
+
+from . import tiny
+from .errors import InputError, ModelError
+
+__all__ = ["Entry", "get_entry", "cached", "free", "presets", "devices",
+           "versions", "resolve_device", "resolve_dtype", "setup_torch",
+           "default_cache_dir"]
+
+_CACHE = {}                     # key -> Entry
+_CACHE_LOCK = threading.RLock()  # guards _CACHE and loading
+_HUB_KEYS = {}                  # hub request -> key, so a cache hit needs no network
+_HASHES = {}                    # (path, size, mtime) -> sha256 hex
+
+_FAMILY_CLASSES = {
+    "sd15": "StableDiffusionPipeline",
+    "sdxl": "StableDiffusionXLPipeline",
+    "sd3": "StableDiffusion3Pipeline",
+}
+
+_WEIGHT_EXT = (".safetensors", ".bin", ".ckpt", ".pt", ".pth", ".gguf")
+
+
+# --- presets ----------------------------------------------------------------
+
+def _preset(model_id, family, steps, guidance_scale, size, scheduler=None, strength=0.75):
+    return {"model_id": model_id, "family": family, "steps": steps,
+            "guidance_scale": guidance_scale, "width": size, "height": size,
+            "scheduler": scheduler, "strength": strength}
+
+
+_PRESETS = {
+    "tiny": _preset("tiny", "sd15", 2, 7.5, 64),
+    "tiny-sdxl": _preset("tiny-sdxl", "sdxl", 2, 5.0, 64),
+    "tiny-sd3": _preset("tiny-sd3", "sd3", 2, 7.0, 64),
+    "sd15": _preset("stable-diffusion-v1-5/stable-diffusion-v1-5", "sd15", 30, 7.5, 512,
+                    "DPM++ 2M Karras"),
+    "sd21": _preset("stabilityai/stable-diffusion-2-1", "sd15", 30, 7.5, 768,
+                    "DPM++ 2M Karras"),
+    "sdxl": _preset("stabilityai/stable-diffusion-xl-base-1.0", "sdxl", 30, 6.0, 1024,
+                    "DPM++ 2M Karras"),
+    "sd-turbo": _preset("stabilityai/sd-turbo", "sd15", 1, 0.0, 512, None, 0.5),
+    "sdxl-turbo": _preset("stabilityai/sdxl-turbo", "sdxl", 1, 0.0, 512, None, 0.5),
+    "sd3-medium": _preset("stabilityai/stable-diffusion-3-medium-diffusers", "sd3", 28, 7.0,
+                          1024),
+}
+
+
+def presets():
+    return {k: dict(v) for k, v in _PRESETS.items()}
+
+
+# --- environment ------------------------------------------------------------
+
+_QUIET = False
+
+
+def setup_torch():
+    """Silence progress bars once; apply RDIFFUSERS_TORCH_THREADS when set
+    (read on every call so R can change it between calls)."""
+    global _QUIET
+    import torch
+    threads = os.environ.get("RDIFFUSERS_TORCH_THREADS", "").strip()
+    if threads:
+        try:
+            n = int(threads)
+        except ValueError:
+            raise InputError("RDIFFUSERS_TORCH_THREADS must be a whole number, not %r." % threads)
+        if n > 0 and torch.get_num_threads() != n:
+            torch.set_num_threads(n)
+    if not _QUIET:
+        # R shows its own progress; tqdm bars garble R consoles and knitr output.
+        import diffusers
+        import transformers
+        diffusers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.disable_progress_bar()
+        _QUIET = True
+    return torch
+
+
+def default_cache_dir():
+    d = os.environ.get("RDIFFUSERS_CACHE_DIR")
+    if not d:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        d = os.path.join(base, "rdiffusers")
+    return d
+
+
+def devices():
+    import torch
+    available = []
+    cuda_names = []
+    if torch.cuda.is_available():
+        available.append("cuda")
+        cuda_names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        available.append("mps")
+    available.append("cpu")
+    try:
+        cpu_bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except Exception:
+        cpu_bf16 = False
+    return {"available": available, "default": available[0], "cuda_names": cuda_names,
+            "torch_threads": int(torch.get_num_threads()), "cpu_bf16": cpu_bf16}
+
+
+def resolve_device(device):
+    avail = devices()["available"]
+    if device in (None, "auto"):
+        return avail[0]
+    base = device.split(":")[0]
+    if base not in ("cuda", "mps", "cpu"):
+        raise InputError("device must be \"auto\", \"cuda\", \"mps\" or \"cpu\", not %r." % device)
+    if base not in avail:
+        raise InputError("device %r is not available here; available: %s."
+                         % (device, ", ".join(avail)))
+    return device
+
+
+def resolve_dtype(dtype, device):
+    if dtype in (None, "auto"):
+        return "float32" if device == "cpu" else "float16"
+    names = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16",
+             "half": "float16", "bfloat16": "bfloat16", "bf16": "bfloat16"}
+    if dtype not in names:
+        raise InputError("dtype must be one of \"auto\", \"float32\", \"float16\", \"bfloat16\", "
+                         "not %r." % dtype)
+    return names[dtype]
+
+
+def versions():
+    import importlib
+    out = {"python": "%d.%d.%d" % sys.version_info[:3]}
+    for mod, name in [("torch", "torch"), ("diffusers", "diffusers"),
+                      ("transformers", "transformers"), ("peft", "peft"),
+                      ("accelerate", "accelerate"), ("safetensors", "safetensors"),
+                      ("PIL", "pillow"), ("numpy", "numpy")]:
+        try:
+            out[name] = str(importlib.import_module(mod).__version__)
+        except Exception:
+            out[name] = None
+    return out
+
+
+# --- resolving a model ------------------------------------------------------
+
+def _sha256_file(path):
+    st = os.stat(path)
+    memo = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
+    if memo not in _HASHES:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        _HASHES[memo] = h.hexdigest()
+    return _HASHES[memo]
+
+
+def content_revision(path):
+    """"sha256:<hex>" of a weight file, or of a directory's weight files
+    (relative path + file hash, sorted), so the same weights give the same
+    revision wherever they are stored."""
+    if os.path.isfile(path):
+        return "sha256:" + _sha256_file(path)
+    h = hashlib.sha256()
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        for name in sorted(files):
+            if name.endswith(_WEIGHT_EXT):
+                full = os.path.join(root, name)
+                rel = os.path.relpath(full, path).replace(os.sep, "/")
+                h.update(("%s %s\n" % (rel, _sha256_file(full))).encode())
+    return "sha256:" + h.hexdigest()
+
+
+def _family_of_class(class_name):
+    if not class_name:
+        return None
+    if "StableDiffusion3" in class_name:
+        return "sd3"
+    if "StableDiffusionXL" in class_name:
+        return "sdxl"
+    if class_name.startswith("StableDiffusion"):
+        return "sd15"
+    return None
+
+
+def _family_of_dir(path):
+    index = os.path.join(path, "model_index.json")
+    with open(index, encoding="utf-8") as f:
+        cls = json.load(f).get("_class_name")
+    fam = _family_of_class(cls)
+    if fam is None:
+        raise ModelError("The model in %s is a %s; rdiffusers supports Stable Diffusion 1.x/2.x, "
+                         "SDXL and SD3 pipelines." % (path, cls))
+    return fam
+
+
+def _family_of_checkpoint(path, config):
+    if config and os.path.isdir(config):
+        return _family_of_dir(config)
+    if config:
+        low = config.lower()
+        if "xl" in low:
+            return "sdxl"
+        if "stable-diffusion-3" in low or "sd3" in low:
+            return "sd3"
+        return "sd15"
+    try:
+        from diffusers.loaders.single_file_utils import infer_diffusers_model_type, load_state_dict
+        kind = infer_diffusers_model_type(load_state_dict(path))
+    except Exception as e:  # noqa: BLE001
+        raise ModelError("Cannot tell which model family %s is (%s); pass `config`." % (path, e))
+    if kind.startswith("xl"):
+        return "sdxl"
+    if kind.startswith("sd3"):
+        return "sd3"
+    if kind.startswith("v1") or kind.startswith("v2"):
+        return "sd15"
+    raise ModelError("%s looks like a %r checkpoint; rdiffusers supports Stable Diffusion "
+                     "1.x/2.x, SDXL and SD3." % (path, kind))
+
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def _offline():
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _resolve(model, revision, variant, config, cache_dir, local_files_only, single_file, trusted):
+    """Return dict(source, model_id, path, revision, family, config)."""
+    if not isinstance(model, str) or not model:
+        raise InputError("model must be a preset name, a Hugging Face id or a path.")
+    if model in tiny.TINY:
+        path = tiny.build(model, cache_dir or default_cache_dir())
+        return {"source": "tiny", "model_id": model, "path": path,
+                "revision": content_revision(path), "family": tiny.TINY[model], "config": None}
+    if model in _PRESETS:
+        model = _PRESETS[model]["model_id"]
+    expanded = os.path.expanduser(model)
+    if os.path.isfile(expanded) or single_file:
+        path = os.path.abspath(expanded)
+        if not os.path.isfile(path):
+            raise ModelError("Checkpoint file %s does not exist." % path)
+        if not path.endswith(".safetensors"):
+            if not trusted:
+                raise ModelError(
+                    "%s is not a .safetensors file. Pickle checkpoints (.ckpt, .pt) can run "
+                    "arbitrary code when loaded; load it only if you trust its source, with "
+                    "trusted = TRUE." % path)
+        if config and os.path.isdir(os.path.expanduser(config)):
+            config = os.path.abspath(os.path.expanduser(config))
+        return {"source": "file", "model_id": path, "path": path,
+                "revision": content_revision(path),
+                "family": _family_of_checkpoint(path, config), "config": config}
+    if os.path.isdir(expanded):
+        path = os.path.abspath(expanded)
+        if not os.path.isfile(os.path.join(path, "model_index.json")):
+            raise ModelError("%s is a directory but not a diffusers pipeline (no "
+                             "model_index.json)." % path)
+        return {"source": "dir", "model_id": path, "path": path,
+                "revision": content_revision(path), "family": _family_of_dir(path),
+                "config": None}
+    looks_like_path = (os.sep in model and not _HUB_ID.match(model)) or model.startswith((".", "~"))
+    if _HUB_ID.match(model) and not looks_like_path:
+        return _resolve_hub(model, revision, variant, local_files_only)
+    raise ModelError("Unknown model %r: not a preset (%s), not an existing file or directory, "
+                     "and not a Hugging Face id like \"org/name\"."
+                     % (model, ", ".join(sorted(_PRESETS))))
+
+
+def _resolve_hub(model_id, revision, variant, local_files_only):
+    from diffusers import DiffusionPipeline
+    offline = bool(local_files_only) or _offline()
+    try:
+        path = DiffusionPipeline.download(model_id, revision=revision, variant=variant,
+                                          local_files_only=offline)
+    except Exception as e:  # noqa: BLE001
+        hint = (" It is not in the local Hugging Face cache and downloads are off "
+                "(HF_HUB_OFFLINE or local_files_only)." if offline else "")
+        raise ModelError("Cannot get %r from the Hugging Face hub%s.%s (%s: %s)"
+                         % (model_id, "" if revision is None else " at revision %r" % revision,
+                            hint, type(e).__name__, e)) from e
+    path = str(path)
+    commit = revision
+    if os.path.basename(os.path.dirname(path)) == "snapshots":
+        commit = os.path.basename(path)
+    return {"source": "hub", "model_id": model_id, "path": path, "revision": commit,
+            "family": _family_of_dir(path), "config": None}
+
+
+# --- the cache --------------------------------------------------------------
+
+class Entry:
+    """One loaded pipeline plus what belongs to it."""
+
+    def __init__(self, key, pipe, info):
+        self.key = key
+        self.pipe = pipe
+        self.info = info
+        self.lock = threading.RLock()
+        self.loras = []      # maintained by lora.py
+        self._tasks = {"txt2img": pipe}
+
+    def task(self, name):
+        """Pipeline for task name, derived once with from_pipe so that all
+        tasks share the same components (and memory)."""
+        if name not in self._tasks:
+            from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting
+            makers = {"img2img": AutoPipelineForImage2Image, "inpaint": AutoPipelineForInpainting}
+            if name not in makers:
+                raise InputError("task must be \"txt2img\", \"img2img\" or \"inpaint\", not %r."
+                                 % name)
+            p = makers[name].from_pipe(self.pipe)
+            p.set_progress_bar_config(disable=True)
+            self._tasks[name] = p
+        return self._tasks[name]
+
+    def tasks(self):
+        return dict(self._tasks)
+
+
+def _key(parts):
+    return json.dumps(parts, sort_keys=True, separators=(",", ":"))
+
+
+def get_entry(model, revision=None, device="auto", dtype="auto", variant=None, config=None,
+              cache_dir=None, optimize="auto", local_files_only=False, single_file=None,
+              trusted=False):
+    """Return the cache Entry for these load arguments, loading when needed.
+    Sets entry.info["loaded"] to whether this call loaded it."""
+    from . import optimize as opt
+    setup_torch()
+    device = resolve_device(device)
+    dtype = resolve_dtype(dtype, device)
+    mode = opt.resolve(optimize, device, dtype)
+    with _CACHE_LOCK:
+        request = _key([model, revision, variant, config, device, dtype, mode, single_file])
+        if request in _HUB_KEYS and _HUB_KEYS[request] in _CACHE:
+            entry = _CACHE[_HUB_KEYS[request]]
+            entry.info["loaded"] = False
+            return entry
+        r = _resolve(model, revision, variant, config, cache_dir, local_files_only,
+                     single_file, trusted)
+        key = _key({"model": r["model_id"], "revision": r["revision"], "dtype": dtype,
+                    "device": device, "variant": variant, "optimize": mode,
+                    "config": r["config"]})
+        if r["source"] == "hub":
+            _HUB_KEYS[request] = key
+        if key in _CACHE:
+            entry = _CACHE[key]
+            entry.info["loaded"] = False
+            return entry
+        t0 = time.perf_counter()
+        pipe = _load(r, variant, dtype, local_files_only)
+        pipe.to(device)
+        pipe.set_progress_bar_config(disable=True)
+        applied = opt.apply(pipe, device, dtype, mode)
+        info = {"key": key, "model": model, "model_id": r["model_id"], "model_path": r["path"],
+                "source": r["source"], "family": r["family"],
+                "pipeline_class": type(pipe).__name__, "revision": r["revision"],
+                "device": device, "dtype": dtype, "scheduler": type(pipe.scheduler).__name__,
+                "optimize": str(applied), "loaded": True,
+                "load_seconds": round(time.perf_counter() - t0, 3)}
+        entry = Entry(key, pipe, info)
+        _CACHE[key] = entry
+        return entry
+
+
+def _load(r, variant, dtype, local_files_only):
+    import torch
+    import diffusers
+    torch_dtype = getattr(torch, dtype)
+    try:
+        if r["source"] == "file":
+            cls = getattr(diffusers, _FAMILY_CLASSES[r["family"]])
+            kw = {"torch_dtype": torch_dtype}
+            if r["config"]:
+                kw["config"] = r["config"]
+            if local_files_only or _offline():
+                kw["local_files_only"] = True
+            return cls.from_single_file(r["path"], **kw)
+        kw = {"torch_dtype": torch_dtype, "local_files_only": True}
+        if variant:
+            kw["variant"] = variant
+        if r["family"] == "sd15":
+            # SD checkpoints on the hub list a safety checker; R users asked
+            # for images, and the checker needs extra weights and network.
+            kw["safety_checker"] = None
+            kw["requires_safety_checker"] = False
+        # Hub models are loaded from their resolved snapshot dir, so what is
+        # loaded is exactly the commit recorded as the revision.
+        return diffusers.DiffusionPipeline.from_pretrained(r["path"], **kw)
+    except (InputError, ModelError):
+        raise
+    except Exception as e:  # noqa: BLE001
+        raise ModelError("Could not load %s (%s: %s)" % (r["model_id"], type(e).__name__, e)) from e
+
+
+def cached():
+    with _CACHE_LOCK:
+        return [dict(e.info) for e in _CACHE.values()]
+
+
+def free(key=None):
+    with _CACHE_LOCK:
+        if key is None:
+            keys = list(_CACHE)
+        else:
+            keys = [key] if key in _CACHE else []
+        for k in keys:
+            del _CACHE[k]
+        for req in [q for q, k in _HUB_KEYS.items() if k in keys]:
+            del _HUB_KEYS[req]
+    if keys:
+        import gc
+        gc.collect()
+        try:
+            import torch
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except Exception:
+            pass
+    return len(keys)

@@ -1,0 +1,211 @@
+"""Scheduler names: diffusers classes and A1111 sampler names, both ways.
+
+Users coming from AUTOMATIC1111 know samplers as "DPM++ 2M Karras"; diffusers
+knows DPMSolverMultistepScheduler(use_karras_sigmas=True).  `lookup()` turns
+either spelling into a class and constructor kwargs; `describe()` turns a
+scheduler back into the A1111 "Sampler" and "Schedule type" for metadata.
+The mapping follows the table in diffusers' scheduler docs.
+"""
+
+import difflib
+import json
+
+from .errors import InputError
+
+__all__ = ["table", "lookup", "build", "describe", "jsonable_config", "is_flow"]
+
+_KARRAS = "use_karras_sigmas"
+
+# A1111 sampler -> (class, kwargs).  Karras variants are added below.
+_A1111 = {
+    "Euler": ("EulerDiscreteScheduler", {}),
+    "Euler a": ("EulerAncestralDiscreteScheduler", {}),
+    "Heun": ("HeunDiscreteScheduler", {}),
+    "LMS": ("LMSDiscreteScheduler", {}),
+    "DPM2": ("KDPM2DiscreteScheduler", {}),
+    "DPM2 a": ("KDPM2AncestralDiscreteScheduler", {}),
+    "DPM++ 2M": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++"}),
+    "DPM++ 2M SDE": ("DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++"}),
+    "DPM++ SDE": ("DPMSolverSinglestepScheduler", {}),
+    "DDIM": ("DDIMScheduler", {}),
+    "PLMS": ("PNDMScheduler", {}),
+    "UniPC": ("UniPCMultistepScheduler", {}),
+    "LCM": ("LCMScheduler", {}),
+    "DDPM": ("DDPMScheduler", {}),
+    "DEIS": ("DEISMultistepScheduler", {}),
+    "TCD": ("TCDScheduler", {}),
+}
+# Samplers whose class takes use_karras_sigmas: "X" means it off, "X Karras" on.
+_KARRAS_OK = {"Euler", "Heun", "LMS", "DPM2", "DPM2 a", "DPM++ 2M", "DPM++ 2M SDE",
+              "DPM++ SDE", "UniPC", "DEIS"}
+
+# Flow-matching models (SD3) only work with flow-matching schedulers.
+_FLOW = {
+    "Euler": ("FlowMatchEulerDiscreteScheduler", {}),
+    "Heun": ("FlowMatchHeunDiscreteScheduler", {}),
+    "LCM": ("FlowMatchLCMScheduler", {}),
+}
+
+_ALIASES = {"PNDM": "PLMS"}
+
+
+def is_flow(cls_name):
+    return cls_name.startswith("FlowMatch")
+
+
+def _entries():
+    out = {}
+    for name, (cls, kw) in _A1111.items():
+        if name in _KARRAS_OK:
+            out[name] = (cls, dict(kw, **{_KARRAS: False}), name, "Automatic")
+            out[name + " Karras"] = (cls, dict(kw, **{_KARRAS: True}), name, "Karras")
+        else:
+            out[name] = (cls, dict(kw), name, "Automatic")
+    for alias, target in _ALIASES.items():
+        out[alias] = out[target]
+    classes = {}
+    for name, (cls, kw, a1111, st) in list(out.items()):
+        classes.setdefault(cls, (cls, {}, None, None))
+    for cls, _ in _FLOW.values():
+        classes[cls] = (cls, {}, None, None)
+    out.update(classes)
+    return out
+
+
+_TABLE = _entries()
+
+
+def table():
+    """dict name -> dict(cls, kwargs, a1111, schedule_type) for api.schedulers()."""
+    return {name: {"cls": cls, "kwargs": dict(kw), "a1111": a, "schedule_type": st}
+            for name, (cls, kw, a, st) in _TABLE.items()}
+
+
+def _unknown(name, family):
+    names = sorted(_TABLE) if family != "sd3" else sorted(
+        set(_FLOW) | {c for c, _ in _FLOW.values()})
+    close = difflib.get_close_matches(name, names, n=5, cutoff=0.5)
+    low = [n for n in names if n.lower() == name.lower()]
+    hint = close or low
+    return InputError("Unknown scheduler %r.%s Known names include A1111 samplers (\"Euler a\", "
+                      "\"DPM++ 2M Karras\", ...) and diffusers class names; see sd_schedulers()."
+                      % (name, " Did you mean %s?" % ", ".join('"%s"' % h for h in hint)
+                         if hint else ""))
+
+
+def lookup(name, family="sd15"):
+    """Return (class_name, kwargs) for a scheduler name and model family."""
+    if not isinstance(name, str) or not name.strip():
+        raise InputError("scheduler must be a non-empty string.")
+    key = name.strip()
+    if key not in _TABLE:
+        matches = [k for k in _TABLE if k.lower() == key.lower()]
+        if not matches:
+            raise _unknown(key, family)
+        key = matches[0]
+    if family == "sd3":
+        if key in _FLOW:
+            cls, kw = _FLOW[key]
+            return cls, dict(kw)
+        cls = _TABLE[key][0]
+        if not is_flow(cls):
+            raise InputError("Scheduler %r does not work with SD3 models: they are "
+                             "flow-matching models and need a flow-matching scheduler: %s."
+                             % (name, ", ".join(sorted(set(_FLOW) | {c for c, _ in
+                                                                     _FLOW.values()}))))
+        return cls, {}
+    cls, kw, _, _ = _TABLE[key]
+    if is_flow(cls):
+        raise InputError("Scheduler %r is for flow-matching models (SD3); this is a %s model."
+                         % (name, family))
+    return cls, dict(kw)
+
+
+def build(default, name=None, config=None, family="sd15"):
+    """A new scheduler for one call; `default` (the pipeline's) is not touched.
+
+    name None + config None: a fresh copy of the default.
+    config (a dict as stored in metadata) with name = a class name: rebuilt
+    exactly from that config, for reproduction.
+    """
+    import diffusers
+    if config is not None:
+        cfg = dict(config)
+        cls_name = name or cfg.get("_class_name") or type(default).__name__
+        if cls_name not in _TABLE and hasattr(diffusers, cls_name) and cls_name.endswith("Scheduler"):
+            cls = getattr(diffusers, cls_name)
+        else:
+            cls = getattr(diffusers, lookup(cls_name, family)[0])
+        if (family == "sd3") != is_flow(cls.__name__):
+            raise InputError("Scheduler %s does not fit a %s model." % (cls.__name__, family))
+        # Integers may come back from R as doubles (1000.0); the schedulers
+        # compare and index with them, so give them back their int type.
+        return cls.from_config(_fix_ints(cfg))
+    if name is None:
+        return type(default).from_config(default.config)
+    cls_name, kw = lookup(name, family)
+    cls = getattr(diffusers, cls_name)
+    import inspect
+    params = inspect.signature(cls.__init__).parameters
+    kw = {k: v for k, v in kw.items() if k in params}
+    return cls.from_config(default.config, **kw)
+
+
+def _fix_ints(cfg):
+    out = {}
+    for k, v in cfg.items():
+        if isinstance(v, float) and v.is_integer() and k in _INT_KEYS:
+            v = int(v)
+        out[k] = v
+    return out
+
+
+_INT_KEYS = {"num_train_timesteps", "steps_offset", "solver_order", "original_inference_steps",
+             "max_image_seq_len", "base_image_seq_len", "prediction_steps", "predictor_order",
+             "corrector_order", "lower_order_final_steps"}
+
+
+def describe(scheduler):
+    """(sampler, schedule_type) in A1111 terms, or (None, None) when the
+    scheduler has no A1111 counterpart."""
+    cls = type(scheduler).__name__
+    cfg = scheduler.config
+    if is_flow(cls):
+        for name, (c, _) in _FLOW.items():
+            if c == cls:
+                return name, "Simple"
+        return None, None
+    sampler = None
+    for name, (c, kw) in _A1111.items():
+        if c != cls:
+            continue
+        if all(cfg.get(k) == v for k, v in kw.items()):
+            sampler = name
+            break
+    if sampler is None:
+        return None, None
+    if cfg.get(_KARRAS):
+        st = "Karras"
+    elif cfg.get("use_exponential_sigmas"):
+        st = "Exponential"
+    elif cfg.get("use_beta_sigmas"):
+        st = "Beta"
+    elif cfg.get("timestep_spacing") == "trailing":
+        st = "SGM Uniform"
+    else:
+        st = "Automatic"
+    return sampler, st
+
+
+def jsonable_config(scheduler):
+    """The scheduler's full config as JSON-able plain data (lists, not tuples;
+    numpy values turned into Python numbers)."""
+    def default(o):
+        if hasattr(o, "tolist"):
+            return o.tolist()
+        if hasattr(o, "item"):
+            return o.item()
+        return str(o)
+    cfg = {k: v for k, v in dict(scheduler.config).items() if not k.startswith("_")}
+    cfg["_class_name"] = type(scheduler).__name__
+    return json.loads(json.dumps(cfg, default=default))
