@@ -42,7 +42,7 @@ progress_mode <- function(show = NULL, arg = caller_arg(show), call = caller_env
 #' @param show `NULL` (use `getOption("rdiffusers.progress", interactive())`),
 #'   `TRUE`/`FALSE`, or one of `"bar"`, `"summary"`, `"none"`.
 #' @returns An environment with `$callback` (a function or `NULL`), `$mode`,
-#'   `$calls` (steps reported so far) and `$interrupted`.
+#'   `$calls` (steps reported so far) and `$failed` (set by progress_done() when fewer steps ran than expected).
 #' @noRd
 progress_start <- function(n_images, steps, show = NULL,
                            label = "Generating", call = caller_env()) {
@@ -54,7 +54,7 @@ progress_start <- function(n_images, steps, show = NULL,
   p$calls <- 0L
   p$image <- 1L
   p$step <- 0L
-  p$interrupted <- FALSE
+  p$failed <- FALSE
   p$started <- Sys.time()
   p$id <- NULL
   p$callback <- NULL
@@ -64,7 +64,9 @@ progress_start <- function(n_images, steps, show = NULL,
     # returning; progress_done() closes it.
     p$id <- cli::cli_progress_bar(
       name = label,
-      total = max(1L, p$n_images * p$steps),
+      # NA (steps not known yet, e.g. a preset's default) until the first
+      # callback reports the total.
+      total = if (is.na(p$steps)) NA else max(1L, p$n_images * p$steps),
       format = paste0(
         "{cli::pb_spin} {label} image {image}/{n_images} ",
         "step {step}/{steps} {cli::pb_bar} {cli::pb_percent} | ETA: {cli::pb_eta}"
@@ -72,6 +74,10 @@ progress_start <- function(n_images, steps, show = NULL,
       format_done = paste0(
         "{cli::col_green(cli::symbol$tick)} {label}: {n_images} image{?s} ",
         "in {cli::pb_elapsed}"
+      ),
+      format_failed = paste0(
+        "{cli::col_red(cli::symbol$cross)} {label}: stopped at image ",
+        "{image}/{n_images}, step {step}/{steps}"
       ),
       clear = FALSE,
       .auto_close = FALSE,
@@ -91,7 +97,7 @@ progress_tick <- function(p, image_index, step, total) {
   # the helper counts images and steps from 0 or from 1.
   p$calls <- p$calls + 1L
   total <- as.integer(total)
-  if (!is.na(total) && total > 0L && total != p$steps) {
+  if (!is.na(total) && total > 0L && !identical(total, p$steps)) {
     p$steps <- total
     if (!is.null(p$id)) {
       cli::cli_progress_update(total = p$n_images * total, id = p$id, .envir = p)
@@ -116,9 +122,13 @@ progress_done <- function(p) {
     return(invisible())
   }
   p$finished <- TRUE
+  # Fewer steps than expected means the call failed or was interrupted:
+  # the bar says so and the summary stays silent.
+  expected <- p$n_images * p$steps
+  p$failed <- p$failed || is.na(expected) || p$calls < expected
   if (!is.null(p$id)) {
-    cli::cli_progress_done(id = p$id, .envir = p, result = if (p$interrupted) "failed" else "done")
-  } else if (identical(p$mode, "summary") && !p$interrupted) {
+    cli::cli_progress_done(id = p$id, .envir = p, result = if (p$failed) "failed" else "done")
+  } else if (identical(p$mode, "summary") && !p$failed) {
     secs <- as.double(difftime(Sys.time(), p$started, units = "secs"))
     n <- p$n_images
     steps <- p$steps
@@ -127,4 +137,27 @@ progress_done <- function(p) {
     )
   }
   invisible()
+}
+
+#' Show a one-line status while an expression runs
+#'
+#' For the slow steps that have no step count: loading a model, installing
+#' the Python environment. Shows `msg` with a spinner, then a tick (or a
+#' cross when `expr` fails) and the time taken; silent when progress is off
+#' (see [progress_mode()]), and in `"summary"` mode.
+#'
+#' @param msg A cli-formatted message, interpolated in the caller.
+#' @param expr The expression to evaluate.
+#' @param show As for `progress_start()`.
+#' @returns The value of `expr`.
+#' @noRd
+with_status <- function(msg, expr, show = NULL, .envir = parent.frame()) {
+  if (!identical(progress_mode(show, arg = "progress", call = .envir), "bar")) {
+    return(expr)
+  }
+  msg <- cli::format_inline(msg, .envir = .envir)
+  # Bound to this frame: cli marks it done (or failed, on error) when
+  # with_status() returns.
+  cli::cli_progress_step("{msg}")
+  expr
 }

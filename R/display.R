@@ -1,0 +1,281 @@
+# Showing images: plot(), as.raster(), as.array(), magick, knitr --------
+#
+# Everything here reads the PNG file (pure R, png package): it never needs
+# Python, so a saved image can be shown in a session without torch.
+
+image_file <- function(x, call = caller_env()) {
+  path <- x$path
+  if (!is.character(path) || length(path) != 1 || is.na(path) || !file.exists(path)) {
+    sd_abort(
+      c(
+        "The image file of this {.cls {class(x)[[1]]}} does not exist.",
+        i = if (is.character(path) && length(path) == 1) "Path: {.file {path}}"
+      ),
+      class = "rdiffusers_error_file",
+      call = call
+    )
+  }
+  path
+}
+
+read_png_array <- function(path, call = caller_env()) {
+  img <- tryCatch(
+    png::readPNG(path),
+    error = function(e) {
+      sd_abort("Can't read {.file {path}} as a PNG.", class = "rdiffusers_error_file",
+               parent = e, call = call)
+    }
+  )
+  # Grey images come back as a matrix; give every image three channels so
+  # callers can rely on H x W x 3.
+  if (length(dim(img)) == 2) {
+    img <- array(img, c(dim(img), 3))
+  } else if (dim(img)[[3]] == 2) {
+    img <- img[, , c(1, 1, 1), drop = FALSE]
+  } else if (dim(img)[[3]] == 4) {
+    img <- img[, , 1:3, drop = FALSE]
+  }
+  img
+}
+
+#' Convert a generated image to a raster or an array
+#'
+#' `as.raster()` gives a [grDevices::as.raster()] colour matrix (height x
+#' width) for base and grid graphics; `as.array()` the pixel values as a
+#' height x width x 3 array of doubles in `[0, 1]` (red, green, blue), as
+#' [png::readPNG()] reads them. Both read the image's PNG file, so they work
+#' without Python.
+#'
+#' @param x An `sd_image`.
+#' @param ... Unused.
+#' @returns `as.raster()`: a `raster` object; `as.array()`: a numeric array
+#'   with dimensions `c(height, width, 3)`.
+#' @family display
+#' @examplesIf rdiffusers::sd_available()
+#' img <- sd_generate("a lighthouse at dusk", model = "tiny", seed = 1)
+#' dim(as.array(img))
+#' r <- as.raster(img)
+#' @name sd_image-convert
+NULL
+
+#' @rdname sd_image-convert
+#' @export
+as.raster.sd_image <- function(x, ...) {
+  grDevices::as.raster(read_png_array(image_file(x)))
+}
+
+#' @rdname sd_image-convert
+#' @export
+as.array.sd_image <- function(x, ...) {
+  read_png_array(image_file(x))
+}
+
+#' Plot generated images
+#'
+#' Draws one image, or a grid of several, on the current graphics device
+#' with base graphics, so it shows in the RStudio or Positron plot pane, a
+#' `png()` file, or an R Markdown chunk. Pixels are drawn without
+#' interpolation and the aspect ratio is kept.
+#'
+#' @param x An `sd_image` or `sd_images`.
+#' @param main An optional title.
+#' @param labels For `sd_images`: a label under each image. `NULL` (the
+#'   default) labels each image with its seed; `FALSE` draws no labels.
+#' @param ncol For `sd_images`: number of columns (default: a near-square
+#'   grid).
+#' @param interpolate Smooth the pixels when the image is scaled?
+#' @param ... Unused.
+#' @returns `x`, invisibly.
+#' @family display
+#' @examplesIf rdiffusers::sd_available()
+#' imgs <- sd_generate("a lighthouse at dusk", model = "tiny", seed = 1:4)
+#' plot(imgs[[1]])
+#' plot(imgs, ncol = 2)
+#' @export
+plot.sd_image <- function(x, main = NULL, interpolate = FALSE, ...) {
+  draw_image_grid(list(read_png_array(image_file(x))), ncol = 1,
+                  main = main, interpolate = interpolate)
+  invisible(x)
+}
+
+#' @rdname plot.sd_image
+#' @export
+plot.sd_images <- function(x, main = NULL, labels = NULL, ncol = NULL,
+                           interpolate = FALSE, ...) {
+  images <- unclass(x)
+  n <- length(images)
+  if (n == 0) {
+    abort_input("There are no images to plot.")
+  }
+  ncol <- ncol %||% ceiling(sqrt(n))
+  if (!is.numeric(ncol) || length(ncol) != 1 || is.na(ncol) || ncol < 1) {
+    abort_input("{.arg ncol} must be a positive whole number.")
+  }
+  if (is.null(labels)) {
+    labels <- vapply(images, function(img) {
+      seed <- img$meta$seed
+      if (is.null(seed)) "" else paste("seed", format_seed(seed))
+    }, character(1))
+  } else if (isFALSE(labels)) {
+    labels <- NULL
+  } else if (!is.character(labels) || length(labels) != n) {
+    abort_input("{.arg labels} must be a character vector with one label per image ({n}).")
+  }
+  arrays <- lapply(images, function(img) read_png_array(image_file(img)))
+  draw_image_grid(arrays, ncol = min(as.integer(ncol), n), labels = labels,
+                  main = main, interpolate = interpolate)
+  invisible(x)
+}
+
+# Draws images (H x W x 3 arrays) in a grid on the current device, in pixel
+# coordinates with aspect ratio 1 so no image is stretched. Used by plot()
+# and by sd_sweep() for its labelled grid.
+draw_image_grid <- function(arrays, ncol, labels = NULL, row_labels = NULL,
+                            col_labels = NULL, main = NULL,
+                            interpolate = FALSE, cex = 0.8) {
+  n <- length(arrays)
+  nrow <- ceiling(n / ncol)
+  cw <- max(vapply(arrays, function(a) dim(a)[[2]], numeric(1)))
+  ch <- max(vapply(arrays, function(a) dim(a)[[1]], numeric(1)))
+  gap <- if (n > 1) 0.04 * cw else 0
+  lab_h <- if (length(labels)) 0.14 * ch else 0
+  top <- if (length(col_labels)) 0.14 * ch else 0
+  left <- if (length(row_labels)) 0.45 * cw else 0
+  width <- left + ncol * cw + (ncol - 1) * gap
+  height <- top + nrow * (ch + lab_h) + (nrow - 1) * gap
+
+  old <- graphics::par(mar = c(0, 0, if (is.null(main)) 0 else 2, 0))
+  on.exit(graphics::par(old), add = TRUE)
+  graphics::plot.new()
+  graphics::plot.window(xlim = c(0, width), ylim = c(0, height), asp = 1,
+                        xaxs = "i", yaxs = "i")
+  for (i in seq_len(n)) {
+    a <- arrays[[i]]
+    r <- (i - 1) %/% ncol
+    k <- (i - 1) %% ncol
+    x0 <- left + k * (cw + gap)
+    y1 <- height - top - r * (ch + lab_h + gap)
+    # Centre images smaller than the cell.
+    dx <- (cw - dim(a)[[2]]) / 2
+    dy <- (ch - dim(a)[[1]]) / 2
+    graphics::rasterImage(grDevices::as.raster(a), x0 + dx, y1 - ch + dy,
+                          x0 + dx + dim(a)[[2]], y1 - dy,
+                          interpolate = interpolate)
+    if (length(labels)) {
+      graphics::text(x0 + cw / 2, y1 - ch - lab_h / 2, labels[[i]], cex = cex)
+    }
+  }
+  if (length(col_labels)) {
+    for (k in seq_along(col_labels)) {
+      graphics::text(left + (k - 1) * (cw + gap) + cw / 2, height - top / 2,
+                     col_labels[[k]], cex = cex, font = 2)
+    }
+  }
+  if (length(row_labels)) {
+    for (r in seq_along(row_labels)) {
+      y1 <- height - top - (r - 1) * (ch + lab_h + gap)
+      graphics::text(left / 2, y1 - ch / 2, row_labels[[r]], cex = cex, font = 2)
+    }
+  }
+  if (!is.null(main)) {
+    graphics::title(main = main)
+  }
+  invisible()
+}
+
+#' Convert generated images to magick images
+#'
+#' Reads the PNG files with [magick::image_read()], for editing, compositing
+#' or animating with 'magick'. Requires the 'magick' package.
+#'
+#' @param x An `sd_image` or `sd_images`.
+#' @param ... Unused.
+#' @returns A `magick-image` (several frames for `sd_images`).
+#' @family display
+#' @examplesIf rdiffusers::sd_available() && rlang::is_installed("magick")
+#' imgs <- sd_generate("a lighthouse at dusk", model = "tiny", seed = 1:2)
+#' m <- as_magick(imgs)
+#' magick::image_append(m)
+#' @export
+as_magick <- function(x, ...) {
+  UseMethod("as_magick")
+}
+
+#' @export
+as_magick.sd_image <- function(x, ...) {
+  rlang::check_installed("magick", reason = "to convert images to magick images.")
+  magick::image_read(image_file(x))
+}
+
+#' @export
+as_magick.sd_images <- function(x, ...) {
+  rlang::check_installed("magick", reason = "to convert images to magick images.")
+  paths <- vapply(unclass(x), image_file, character(1))
+  magick::image_read(paths)
+}
+
+#' @export
+as_magick.default <- function(x, ...) {
+  abort_input("{.fn as_magick} needs an {.cls sd_image} or {.cls sd_images}, not {.obj_type_friendly {x}}.")
+}
+
+#' Show generated images in R Markdown and Quarto
+#'
+#' When a chunk's value is an `sd_image` or `sd_images`, knitr shows the
+#' image(s) inline, as if they were plots of the chunk: the PNG is copied
+#' into the chunk's figure directory (so the document does not point into
+#' a temporary folder) and included with the chunk's figure options
+#' (`out.width`, `fig.cap`, `fig.align`, ...).
+#'
+#' @param x An `sd_image` or `sd_images`.
+#' @param options Chunk options, from knitr.
+#' @param ... Unused.
+#' @returns A `knit_asis` object.
+#' @family display
+#' @keywords internal
+#' @exportS3Method knitr::knit_print
+knit_print.sd_image <- function(x, options = NULL, ...) {
+  knit_images(list(x), options)
+}
+
+#' @rdname knit_print.sd_image
+#' @exportS3Method knitr::knit_print
+knit_print.sd_images <- function(x, options = NULL, ...) {
+  knit_images(unclass(x), options)
+}
+
+knit_images <- function(images, options = NULL) {
+  options <- options %||% knitr::opts_current$get()
+  paths <- vapply(images, function(img) image_file(img), character(1))
+  paths <- vapply(seq_along(paths), function(i) {
+    knit_copy_figure(paths[[i]], options, i)
+  }, character(1))
+  hook <- knitr::knit_hooks$get("plot")
+  options$fig.num <- length(paths)
+  out <- vapply(seq_along(paths), function(i) {
+    options$fig.cur <- i
+    paste(hook(paths[[i]], options), collapse = "")
+  }, character(1))
+  knitr::asis_output(paste(out, collapse = ""))
+}
+
+# Copies an image next to the document's other figures, so the output does
+# not refer to a file in tempdir(). Falls back to the original path outside
+# a knitting chunk (no figure path or label to name it by).
+knit_copy_figure <- function(path, options, i) {
+  if (is.null(options$fig.path) || is.null(options$label)) {
+    return(path)
+  }
+  dest <- tryCatch(
+    knitr::fig_path(".png", options, number = paste0("sd", i)),
+    error = function(e) NULL
+  )
+  if (is.null(dest)) {
+    return(path)
+  }
+  dir.create(dirname(dest), recursive = TRUE, showWarnings = FALSE)
+  if (!file.copy(path, dest, overwrite = TRUE)) {
+    return(path)
+  }
+  dest
+}
