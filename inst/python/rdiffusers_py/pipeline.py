@@ -387,16 +387,22 @@ def _load(r, variant, dtype, local_files_only):
     import torch
     import diffusers
     torch_dtype = getattr(torch, dtype)
+    # diffusers >= 0.42 renamed torch_dtype to dtype (the old name warns).
+    try:
+        from diffusers.utils.deprecation_utils import _resolve_dtype  # noqa: F401
+        dtype_arg = "dtype"
+    except ImportError:
+        dtype_arg = "torch_dtype"
     try:
         if r["source"] == "file":
             cls = getattr(diffusers, _FAMILY_CLASSES[r["family"]])
-            kw = {"torch_dtype": torch_dtype}
+            kw = {dtype_arg: torch_dtype}
             if r["config"]:
                 kw["config"] = r["config"]
             if local_files_only or _offline():
                 kw["local_files_only"] = True
             return cls.from_single_file(r["path"], **kw)
-        kw = {"torch_dtype": torch_dtype, "local_files_only": True}
+        kw = {dtype_arg: torch_dtype, "local_files_only": True}
         if variant:
             kw["variant"] = variant
         if r["family"] == "sd15":

@@ -10,6 +10,7 @@ The configs follow diffusers' own fast tests.
 import os
 import shutil
 import tempfile
+import threading
 
 from .errors import InputError
 
@@ -17,6 +18,8 @@ __all__ = ["TINY", "tiny_dir", "build"]
 
 # Bump the suffix when a config below changes, so old caches are not reused.
 _VERSION = "v1"
+
+_BUILD_LOCK = threading.Lock()
 
 # name -> family; the builders are below.
 TINY = {"tiny": "sd15", "tiny-sdxl": "sdxl", "tiny-sd3": "sd3"}
@@ -41,9 +44,15 @@ def build(name, cache_dir):
         return target
     parent = os.path.dirname(target)
     os.makedirs(parent, exist_ok=True)
+    from .pipeline import setup_torch
+    torch = setup_torch()
     tmp = tempfile.mkdtemp(prefix=".build-%s-" % name, dir=parent)
     try:
-        pipe = _BUILDERS[TINY[name]]()
+        # The builders seed torch's global generator: serialize builds in this
+        # process (threads would interleave draws) and restore the caller's
+        # random state afterwards.
+        with _BUILD_LOCK, torch.random.fork_rng(devices=[]):
+            pipe = _BUILDERS[TINY[name]]()
         pipe.save_pretrained(tmp, safe_serialization=True)
         try:
             os.rename(tmp, target)
