@@ -3,15 +3,9 @@
 # Tiny models are built once per test run into a temporary cache, never into
 # the user's cache; torch runs on a fixed thread count so pixels are
 # bit-identical between calls.
-withr::local_options(
-  rdiffusers.cache_dir = file.path(tempdir(), "rdiffusers-test-cache"),
-  rdiffusers.progress = FALSE,
-  .local_envir = testthat::teardown_env()
-)
-withr::local_envvar(
-  RDIFFUSERS_TORCH_THREADS = "1",
-  .local_envir = testthat::teardown_env()
-)
+# The options and environment variables are set in setup.R: teardown_env()
+# exists only once testthat runs setup files, not while helpers are sourced
+# by load_all().
 
 # Skips a test when the Python stack is missing -- except in CI (CI=true),
 # where a missing Python dependency must fail the run, not hide tests.
