@@ -1,0 +1,474 @@
+#' Generate images from a text prompt
+#'
+#' Generates one or more images with a Stable Diffusion pipeline and writes
+#' each to a PNG file in `output_dir` that carries every setting needed to
+#' regenerate it exactly (see [png_read_meta()]). Arguments are checked in R
+#' before anything runs; a bad value is an error of class
+#' `rdiffusers_error_input` that names the argument.
+#'
+#' @section Seeds:
+#' A seed makes an image reproducible. `seed = NULL` draws one from R's random
+#' number generator, so [set.seed()] before the call reproduces it. Seeds can
+#' be whole numbers from 0 to 2^53 or, for the full 64-bit range that other
+#' tools use, decimal strings from `"0"` to `"18446744073709551615"`. Give one
+#' seed, or one per prompt. Image `i` (from 0) of a prompt gets `seed + i`,
+#' so `n = 4, seed = 10` makes seeds 10, 11, 12, 13 and any of them can be
+#' regenerated on its own.
+#'
+#' @param prompt Character vector: what to draw, one image set per element.
+#' @param negative_prompt What to avoid: `NULL`, one string, or one per
+#'   prompt.
+#' @param model A preset name (see [sd_presets()]), a Hugging Face hub id, or
+#'   a local model directory or file. See [sd_load_model()].
+#' @param width,height Image size in pixels, multiples of 8. `NULL` uses the
+#'   model's default.
+#' @param steps Number of denoising steps (a whole number >= 1). `NULL` uses
+#'   the model's default.
+#' @param guidance_scale Classifier-free guidance: how strongly the image
+#'   follows the prompt. `NULL` uses the model's default.
+#' @param seed `NULL`, a whole number in 0..2^53, or a decimal string in
+#'   0..18446744073709551615; length 1 or one per prompt. See "Seeds".
+#' @param n Number of images per prompt.
+#' @param scheduler `NULL` (the model's own) or a name from
+#'   [sd_schedulers()], e.g. `"Euler a"` or `"DPMSolverMultistepScheduler"`.
+#' @param output_dir Directory for the PNG files; created if needed. Defaults
+#'   to [sd_output_dir()].
+#' @param ... Options for loading the model, passed to [sd_load_model()]:
+#'   `revision`, `device`, `dtype`, `variant`, `config`, `optimize`; and
+#'   `clip_skip` (number of final text-encoder layers to skip, diffusers
+#'   convention: A1111's "Clip skip 2" is `clip_skip = 1`). Other names are an
+#'   error.
+#' @param progress Show progress: `NULL` (the option `rdiffusers.progress`,
+#'   default: in interactive sessions), `TRUE`/`FALSE`, or `"bar"`,
+#'   `"summary"`, `"none"`.
+#' @returns An `sd_image` when one image was made, otherwise an `sd_images`
+#'   (prompts in order, `n` images each). See [new_sd_image()].
+#' @family generation
+#' @export
+#' @examplesIf rdiffusers::sd_available()
+#' img <- sd_generate("a watercolor fox", model = "tiny", steps = 2,
+#'                    width = 64, height = 64, seed = 42)
+#' img
+#' img$meta$seed
+sd_generate <- function(prompt, negative_prompt = NULL, model = sd_default_model(),
+                        width = NULL, height = NULL, steps = NULL,
+                        guidance_scale = NULL, seed = NULL, n = 1,
+                        scheduler = NULL, output_dir = sd_output_dir(), ...,
+                        progress = NULL) {
+  load_args <- check_dots_load(...)
+  sd_run(
+    task = "txt2img", prompt = prompt, negative_prompt = negative_prompt,
+    model = model, width = width, height = height, steps = steps,
+    guidance_scale = guidance_scale, seed = seed, n = n, scheduler = scheduler,
+    output_dir = output_dir, load_args = load_args, progress = progress
+  )
+}
+
+#' Where generated images are written
+#'
+#' The option `rdiffusers.output_dir`, or a folder in the session's temporary
+#' directory (deleted when R exits). Set the option, or pass `output_dir =`,
+#' to keep images.
+#'
+#' @returns A directory path (it may not exist yet).
+#' @family generation
+#' @export
+#' @examples
+#' sd_output_dir()
+sd_output_dir <- function() {
+  getOption("rdiffusers.output_dir", file.path(tempdir(), "rdiffusers"))
+}
+
+# The shared engine of sd_generate(), sd_img2img() and sd_inpaint().
+#
+#   task            "txt2img", "img2img" or "inpaint"
+#   prompt, negative_prompt, model, width, height, steps, guidance_scale,
+#   seed, n, scheduler, output_dir, progress
+#                   as the user gave them to sd_generate(): validated here
+#   load_args       named list from check_dots_load(): load options plus
+#                   clip_skip, already validated
+#   image, mask     NULL, or paths of PNG files (the caller has validated and
+#                   normalized them; Python reads them)
+#   strength        NULL, or a validated double in (0, 1]
+#   keep_unmasked   inpaint: paste the unmasked pixels back unchanged
+#   call            the user's call, for error messages
+#
+# Returns an sd_image or sd_images; every file is final (metadata written).
+sd_run <- function(task, prompt, negative_prompt = NULL, model = sd_default_model(),
+                   width = NULL, height = NULL, steps = NULL,
+                   guidance_scale = NULL, seed = NULL, n = 1, scheduler = NULL,
+                   output_dir = sd_output_dir(), load_args = list(),
+                   progress = NULL, image = NULL, mask = NULL, strength = NULL,
+                   keep_unmasked = TRUE, call = caller_env()) {
+  # Pure-R checks first, so bad input fails fast without starting Python.
+  check_prompt(prompt, call = call)
+  negative_prompt <- check_negative_prompt(negative_prompt, length(prompt), call = call)
+  width <- check_size(width, call = call)
+  height <- check_size(height, call = call)
+  steps <- check_whole(steps, min = 1, allow_null = TRUE, arg = "steps", call = call)
+  guidance_scale <- check_number(guidance_scale, allow_null = TRUE,
+                                 arg = "guidance_scale", call = call)
+  n <- check_whole(n, min = 1, arg = "n", call = call)
+  seeds <- check_seed(seed, length(prompt), call = call)
+  check_string(output_dir, arg = "output_dir", call = call)
+  check_string(scheduler, allow_null = TRUE, arg = "scheduler", call = call)
+  check_string(model, arg = "model", call = call)
+  # Checks that need Python's lists of models and schedulers.
+  check_model(model, call = call)
+  check_scheduler(scheduler, call = call)
+
+  preset <- presets_list(call = call)[[model]]
+  width <- width %||% as_int_or_null(preset$width)
+  height <- height %||% as_int_or_null(preset$height)
+  steps <- steps %||% as_int_or_null(preset$steps)
+  guidance_scale <- guidance_scale %||% (if (!is.null(preset$guidance_scale)) as.double(preset$guidance_scale))
+
+  # One entry per image: prompts in order, n images each, seed + i.
+  n_prompts <- length(prompt)
+  idx <- rep(seq_len(n_prompts), each = n)
+  offsets <- rep(seq_len(n) - 1L, times = n_prompts)
+  batch_seeds <- mapply(seed_add, seeds[idx], offsets, USE.NAMES = FALSE)
+  for (s in batch_seeds) {
+    if (is.na(s)) {
+      abort_input(
+        c("{.arg seed} + {n - 1} overflows the largest seed, {.val 18446744073709551615}.",
+          i = "Use a smaller seed."),
+        call = call
+      )
+    }
+  }
+  batch_prompt <- prompt[idx]
+  batch_negative <- if (is.null(negative_prompt)) NULL else negative_prompt[idx]
+  n_images <- length(idx)
+
+  if (!dir.exists(output_dir) &&
+      !dir.create(output_dir, recursive = TRUE, showWarnings = FALSE)) {
+    sd_abort("Cannot create {.arg output_dir} {.file {output_dir}}.",
+             class = "rdiffusers_error_file", call = call)
+  }
+  output_dir <- normalizePath(output_dir, winslash = "/", mustWork = TRUE)
+  tmp_paths <- file.path(
+    output_dir,
+    sprintf(".rdiffusers-%s-%d.png", random_id(), seq_len(n_images))
+  )
+  on.exit(unlink(tmp_paths), add = TRUE)
+
+  p <- progress_begin(n_images, steps %||% NA_integer_, progress, call = call)
+  on.exit(progress_end(p), add = TRUE)
+
+  clip_skip <- load_args$clip_skip
+  load_args$clip_skip <- NULL
+  args <- c(
+    list(
+      model = model,
+      prompt = as.list(batch_prompt),
+      negative_prompt = if (is.null(batch_negative)) NULL else as.list(batch_negative),
+      seeds = as.list(batch_seeds),
+      out_paths = as.list(tmp_paths),
+      width = width, height = height, steps = steps,
+      guidance_scale = guidance_scale,
+      task = task, scheduler = scheduler, clip_skip = clip_skip,
+      strength = strength, image = image, mask = mask,
+      keep_unmasked = keep_unmasked,
+      callback = p$callback,
+      cache_dir = sd_cache_dir()
+    ),
+    load_args
+  )
+  results <- rlang::exec(py_call, "generate", !!!args, call = call)
+
+  created <- format(Sys.time(), "%Y-%m-%dT%H:%M:%SZ", tz = "UTC")
+  stamp <- format(Sys.time(), "%Y%m%d-%H%M%S")
+  images <- vector("list", length(results))
+  warned <- character()
+  for (i in seq_along(results)) {
+    res <- results[[i]]
+    meta <- res$meta
+    warns <- c(unlist(res$warnings), unlist(meta$warnings))
+    meta$warnings <- NULL
+    for (w in setdiff(warns, warned)) {
+      cli::cli_warn("{w}", class = "rdiffusers_warning", call = call)
+    }
+    warned <- union(warned, warns)
+    meta <- r_side_meta(meta, created)
+    final <- unique_path(output_dir, paste0("sd-", stamp, "-", format_seed(meta$seed)))
+    write_final_png(res$path %||% tmp_paths[[i]], final, meta)
+    images[[i]] <- new_sd_image(final, meta)
+  }
+  if (length(images) == 1) images[[1]] else new_sd_images(images)
+}
+
+# Adds the R-side entries and makes the seed a number when it fits exactly.
+r_side_meta <- function(meta, created) {
+  meta$versions <- c(
+    as.list(meta$versions),
+    list(R = as.character(getRversion()),
+         rdiffusers = as.character(utils::packageVersion("rdiffusers")))
+  )
+  meta$created <- created
+  if (is.character(meta$seed) && seed_fits_double(meta$seed)) {
+    meta$seed <- as.double(meta$seed)
+  }
+  meta
+}
+
+# png_write_meta() (R/metadata.R) inserts the metadata chunks; until it
+# exists, the pixel-only file is moved into place.
+write_final_png <- function(tmp, final, meta) {
+  writer <- get0("png_write_meta", envir = asNamespace("rdiffusers"), inherits = FALSE)
+  if (is.function(writer)) {
+    writer(tmp, final, meta = meta)
+  } else if (!file.rename(tmp, final)) {
+    file.copy(tmp, final)
+  }
+  unlink(tmp)
+  invisible(final)
+}
+
+# "<dir>/<stem>.png", or "<stem>-2.png", "-3", ... so nothing is overwritten.
+unique_path <- function(dir, stem) {
+  path <- file.path(dir, paste0(stem, ".png"))
+  k <- 1L
+  while (file.exists(path)) {
+    k <- k + 1L
+    path <- file.path(dir, paste0(stem, "-", k, ".png"))
+  }
+  path
+}
+
+random_id <- function() {
+  # Not from R's RNG: temporary names must not disturb set.seed() streams.
+  paste0(Sys.getpid(), "-", format(as.numeric(Sys.time()) * 1e6, scientific = FALSE))
+}
+
+as_int_or_null <- function(x) if (is.null(x)) NULL else as.integer(x)
+
+# progress.R is optional here: generation works without a progress display.
+progress_begin <- function(n_images, steps, show, call) {
+  start <- get0("progress_start", envir = asNamespace("rdiffusers"), inherits = FALSE)
+  if (!is.function(start)) {
+    return(list(callback = NULL))
+  }
+  start(n_images, steps, show = show, call = call)
+}
+
+progress_end <- function(p) {
+  done <- get0("progress_done", envir = asNamespace("rdiffusers"), inherits = FALSE)
+  if (is.function(done) && is.environment(p)) done(p)
+  invisible()
+}
+
+# Checks ------------------------------------------------------------------
+
+dots_allowed <- c("revision", "device", "dtype", "variant", "config", "optimize", "clip_skip")
+
+# The `...` of sd_generate() & co: load options and clip_skip. Anything else
+# is an error (a misspelt argument must not be silently ignored).
+check_dots_load <- function(..., call = caller_env()) {
+  dots <- list(...)
+  nms <- names(dots) %||% rep("", length(dots))
+  if (any(!nzchar(nms))) {
+    abort_input(
+      c("Arguments in {.arg ...} must be named.",
+        i = "Allowed: {.arg {dots_allowed}}."),
+      call = call
+    )
+  }
+  bad <- setdiff(nms, dots_allowed)
+  if (length(bad)) {
+    abort_input(
+      c("Unknown argument{?s} {.arg {bad}}.",
+        i = "{.arg ...} takes only {.arg {dots_allowed}}."),
+      call = call
+    )
+  }
+  if (anyDuplicated(nms)) {
+    abort_input("Argument {.arg {nms[duplicated(nms)]}} is given twice.", call = call)
+  }
+  dots <- check_load_args(dots, call = call)
+  if (!is.null(dots$clip_skip)) {
+    dots$clip_skip <- check_whole(dots$clip_skip, min = 0, arg = "clip_skip", call = call)
+  }
+  dots
+}
+
+check_prompt <- function(prompt, arg = caller_arg(prompt), call = caller_env()) {
+  if (!is.character(prompt) || length(prompt) == 0) {
+    abort_input(
+      "{.arg {arg}} must be a character vector with at least one prompt, not {.obj_type_friendly {prompt}}.",
+      call = call
+    )
+  }
+  if (anyNA(prompt)) {
+    abort_input("{.arg {arg}} must not contain {.val {NA}} (element{?s} {which(is.na(prompt))}).",
+                call = call)
+  }
+  if (any(!nzchar(trimws(prompt)))) {
+    abort_input(
+      c("{.arg {arg}} must not be empty (element{?s} {which(!nzchar(trimws(prompt)))}).",
+        i = "Describe the image, e.g. {.code prompt = \"a lighthouse at dusk\"}."),
+      call = call
+    )
+  }
+  invisible(prompt)
+}
+
+check_negative_prompt <- function(x, n_prompts, arg = "negative_prompt",
+                                  call = caller_env()) {
+  if (is.null(x)) {
+    return(NULL)
+  }
+  if (!is.character(x) || !length(x) %in% c(1L, n_prompts) || anyNA(x)) {
+    abort_input(
+      "{.arg {arg}} must be {.code NULL}, one string, or one string per prompt ({n_prompts}), without {.val {NA}}.",
+      call = call
+    )
+  }
+  rep_len(x, n_prompts)
+}
+
+# A whole number >= min, returned as integer. Range is checked before
+# as.integer() so large values are an error, not NA.
+check_whole <- function(x, min = 0, max = .Machine$integer.max, allow_null = FALSE,
+                        arg = caller_arg(x), call = caller_env()) {
+  if (allow_null && is.null(x)) {
+    return(NULL)
+  }
+  if (!is.numeric(x) || length(x) != 1 || is.na(x) || !is.finite(x) ||
+      x != trunc(x)) {
+    abort_input(
+      c("{.arg {arg}} must be a whole number, not {.obj_type_friendly {x}}{if (is.numeric(x) && length(x) == 1) paste0(' (', format(x), ')') else ''}.",
+        i = if (allow_null) "Use {.code NULL} for the model's default."),
+      call = call
+    )
+  }
+  if (x < min || x > max) {
+    abort_input("{.arg {arg}} must be between {min} and {max}, not {format(x)}.",
+                call = call)
+  }
+  as.integer(x)
+}
+
+check_number <- function(x, allow_null = FALSE, arg = caller_arg(x),
+                         call = caller_env()) {
+  if (allow_null && is.null(x)) {
+    return(NULL)
+  }
+  if (!is.numeric(x) || length(x) != 1 || is.na(x) || !is.finite(x)) {
+    abort_input(
+      c("{.arg {arg}} must be a finite number, not {.obj_type_friendly {x}}.",
+        i = if (allow_null) "Use {.code NULL} for the model's default."),
+      call = call
+    )
+  }
+  as.double(x)
+}
+
+check_size <- function(x, arg = caller_arg(x), call = caller_env()) {
+  x <- check_whole(x, min = 8, max = 16384, allow_null = TRUE, arg = arg, call = call)
+  if (!is.null(x) && x %% 8L != 0L) {
+    lower <- x %/% 8L * 8L
+    abort_input(
+      c("{.arg {arg}} must be a multiple of 8, not {x}.",
+        i = "Try {lower} or {lower + 8L}."),
+      call = call
+    )
+  }
+  x
+}
+
+check_scheduler <- function(scheduler, arg = "scheduler", call = caller_env()) {
+  if (is.null(scheduler)) {
+    return(invisible(NULL))
+  }
+  known <- names(schedulers_list(call = call))
+  if (!scheduler %in% known) {
+    close <- known[agrepl(scheduler, known, max.distance = 0.2, ignore.case = TRUE)]
+    abort_input(
+      c("Unknown {.arg {arg}} {.val {scheduler}}.",
+        i = if (length(close)) "Did you mean {.or {.val {head(close, 3)}}}?",
+        i = "See {.run rdiffusers::sd_schedulers()} for the names accepted."),
+      call = call
+    )
+  }
+  invisible(scheduler)
+}
+
+# Seeds ------------------------------------------------------------------
+
+seed_max <- "18446744073709551615"
+
+# Returns one decimal-string seed per prompt.
+check_seed <- function(seed, n_prompts, arg = "seed", call = caller_env()) {
+  if (is.null(seed)) {
+    # From R's RNG, so set.seed() reproduces it; below 2^53 so it is exact.
+    hi <- floor(stats::runif(n_prompts) * 2^21)
+    lo <- floor(stats::runif(n_prompts) * 2^32)
+    return(sprintf("%.0f", hi * 2^32 + lo))
+  }
+  if (!length(seed) %in% c(1L, n_prompts)) {
+    abort_input(
+      "{.arg {arg}} must have length 1 or one per prompt ({n_prompts}), not {length(seed)}.",
+      call = call
+    )
+  }
+  if (is.numeric(seed)) {
+    ok <- !is.na(seed) & is.finite(seed) & seed == trunc(seed) & seed >= 0 & seed <= 2^53
+    if (!all(ok)) {
+      abort_input(
+        c("{.arg {arg}} must be a whole number from 0 to 2^53, not {.val {format(seed[!ok][1], digits = 17)}}.",
+          i = "For seeds above 2^53 use a decimal string such as {.val 18446744073709551615}."),
+        call = call
+      )
+    }
+    return(rep_len(sprintf("%.0f", seed), n_prompts))
+  }
+  if (is.character(seed)) {
+    ok <- !is.na(seed) & grepl("^[0-9]+$", seed)
+    ok[ok] <- seed_le(seed[ok], seed_max)
+    if (!all(ok)) {
+      abort_input(
+        c("{.arg {arg}} must be a decimal string from {.val 0} to {.val {seed_max}}, not {.val {seed[!ok][1]}}.",
+          i = "Digits only: no sign, spaces, decimal point or exponent."),
+        call = call
+      )
+    }
+    return(rep_len(seed_normalize(seed), n_prompts))
+  }
+  abort_input(
+    "{.arg {arg}} must be {.code NULL}, a whole number or a decimal string, not {.obj_type_friendly {seed}}.",
+    call = call
+  )
+}
+
+seed_normalize <- function(x) {
+  x <- sub("^0+", "", x)
+  ifelse(nzchar(x), x, "0")
+}
+
+# a <= b for non-negative decimal strings.
+seed_le <- function(a, b) {
+  a <- seed_normalize(a)
+  b <- seed_normalize(b)
+  ifelse(nchar(a) != nchar(b), nchar(a) < nchar(b), a <= b)
+}
+
+seed_fits_double <- function(x) {
+  grepl("^[0-9]+$", x) && seed_le(x, "9007199254740992")
+}
+
+# Decimal string + small non-negative integer; NA when past 2^64 - 1.
+seed_add <- function(seed, k) {
+  digits <- rev(as.integer(strsplit(seed_normalize(seed), "")[[1]]))
+  carry <- as.integer(k)
+  i <- 1L
+  while (carry > 0L) {
+    if (i > length(digits)) digits <- c(digits, 0L)
+    total <- digits[i] + carry
+    digits[i] <- total %% 10L
+    carry <- total %/% 10L
+    i <- i + 1L
+  }
+  out <- paste(rev(digits), collapse = "")
+  if (!seed_le(out, seed_max)) NA_character_ else out
+}

@@ -1,0 +1,134 @@
+# Result objects -----------------------------------------------------------
+#
+# sd_image:  list(path = <PNG path>, meta = <typed named list>)
+# sd_images: a list of sd_image (several results of one call, or c() of them)
+
+#' Generated images
+#'
+#' Every generation function returns an `sd_image` (one image) or an
+#' `sd_images` (several). An `sd_image` is a list with `path`, the PNG file
+#' on disk, and `meta`, the settings that made it (the same as
+#' `png_read_meta(path)`). `sd_images` is a list of `sd_image` that can be
+#' subset with `[` and `[[` and combined with `c()`.
+#'
+#' @param path Path of an existing image file.
+#' @param meta Named list of metadata (see `dev/ARCHITECTURE.md` for the
+#'   entries).
+#' @param x An object.
+#' @param ... Further `sd_image`/`sd_images` objects for `c()`; ignored
+#'   elsewhere.
+#' @returns `new_sd_image()`: an `sd_image`. `new_sd_images()`: an `sd_images`.
+#'   `is_sd_image()`: `TRUE`/`FALSE`.
+#' @family images
+#' @export
+#' @examplesIf rdiffusers::sd_available()
+#' imgs <- sd_generate("a lighthouse", n = 2, steps = 2, width = 64, height = 64)
+#' imgs
+#' imgs[[1]]$meta$seed
+new_sd_image <- function(path, meta = list()) {
+  validate_sd_image(structure(list(path = path, meta = meta), class = "sd_image"))
+}
+
+validate_sd_image <- function(x, call = caller_env()) {
+  if (!is.character(x$path) || length(x$path) != 1 || is.na(x$path)) {
+    abort_input("An {.cls sd_image} needs a single file path.", call = call)
+  }
+  if (!file.exists(x$path)) {
+    sd_abort("Image file {.file {x$path}} does not exist.",
+             class = "rdiffusers_error_file", call = call)
+  }
+  if (!is.list(x$meta) || (length(x$meta) && is.null(names(x$meta)))) {
+    abort_input("The metadata of an {.cls sd_image} must be a named list.", call = call)
+  }
+  x
+}
+
+#' @rdname new_sd_image
+#' @param images A list of `sd_image` objects.
+#' @export
+new_sd_images <- function(images = list()) {
+  ok <- vapply(images, is_sd_image, logical(1))
+  if (!all(ok)) {
+    abort_input("Every element of an {.cls sd_images} must be an {.cls sd_image}.")
+  }
+  structure(unname(images), class = "sd_images")
+}
+
+#' @rdname new_sd_image
+#' @export
+is_sd_image <- function(x) inherits(x, "sd_image")
+
+#' @export
+`[.sd_images` <- function(x, i) {
+  new_sd_images(unclass(x)[i])
+}
+
+#' @export
+`[[.sd_images` <- function(x, i) {
+  unclass(x)[[i]]
+}
+
+#' @export
+c.sd_image <- function(...) {
+  combine_sd_images(list(...))
+}
+
+#' @export
+c.sd_images <- function(...) {
+  combine_sd_images(list(...))
+}
+
+combine_sd_images <- function(parts) {
+  parts <- lapply(parts, function(p) {
+    if (is_sd_image(p)) list(p) else if (inherits(p, "sd_images")) unclass(p) else {
+      abort_input("Only {.cls sd_image} and {.cls sd_images} objects can be combined, not {.obj_type_friendly {p}}.",
+                  call = rlang::caller_env(3))
+    }
+  })
+  new_sd_images(do.call(c, parts))
+}
+
+# One line per image: prompt (truncated), size, seed, model, file.
+sd_image_line <- function(x, width = getOption("width", 80)) {
+  m <- x$meta
+  size <- if (!is.null(m$width) && !is.null(m$height)) paste0(m$width, "x", m$height) else "?x?"
+  seed <- if (is.null(m$seed)) "?" else format_seed(m$seed)
+  prompt <- m$prompt %||% ""
+  prompt <- gsub("[\r\n]+", " ", prompt)
+  max_prompt <- max(12L, width - 50L)
+  if (nchar(prompt) > max_prompt) {
+    prompt <- paste0(substr(prompt, 1, max_prompt - 3), "...")
+  }
+  sprintf("%s | %s | seed %s | %s | %s", encodeString(prompt, quote = '"'), size, seed,
+          m$model %||% "?", basename(x$path))
+}
+
+format_seed <- function(seed) {
+  if (is.character(seed)) seed else sprintf("%.0f", seed)
+}
+
+#' @export
+format.sd_image <- function(x, ...) {
+  paste0("<sd_image> ", sd_image_line(x))
+}
+
+#' @export
+print.sd_image <- function(x, ...) {
+  cat(format(x, ...), sep = "\n")
+  cat("  ", x$path, "\n", sep = "")
+  invisible(x)
+}
+
+#' @export
+format.sd_images <- function(x, ...) {
+  n <- length(x)
+  header <- sprintf("<sd_images> %d image%s", n, if (n == 1) "" else "s")
+  lines <- vapply(unclass(x), sd_image_line, character(1))
+  c(header, if (n) sprintf("[%d] %s", seq_len(n), lines))
+}
+
+#' @export
+print.sd_images <- function(x, ...) {
+  cat(format(x, ...), sep = "\n")
+  invisible(x)
+}

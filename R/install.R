@@ -1,0 +1,186 @@
+#' Install the Python stack for rdiffusers
+#'
+#' Creates (or refreshes) a Python virtual environment with the versions of
+#' torch, diffusers, transformers and their companions that rdiffusers is
+#' tested with (pinned in `inst/python/requirements.txt`). Afterwards, restart
+#' R: rdiffusers finds the environment by itself (see [sd_config()]).
+#'
+#' torch is installed first, on its own, so that you can choose its build with
+#' `torch_index`:
+#' * `NULL` (default): PyPI's default build -- with CUDA on Linux, with MPS
+#'   (Apple GPU) support on macOS, CPU on Windows.
+#' * `"https://download.pytorch.org/whl/cpu"`: a much smaller CPU-only build
+#'   for Linux and Windows.
+#' * `"https://download.pytorch.org/whl/cu128"` (or `cu126`, ...): a build for
+#'   a given CUDA version, e.g. for CUDA on Windows.
+#'
+#' An existing environment is updated in place. With `fresh = TRUE` it is
+#' deleted first -- but only if `sd_install()` created it (it leaves a marker
+#' file); an environment made by someone else is never deleted.
+#'
+#' If `RDIFFUSERS_PYTHON` or `RETICULATE_PYTHON` is set, the environment is
+#' still installed, but those variables keep taking precedence over it.
+#'
+#' @param envname Name of the virtualenv (under
+#'   `reticulate::virtualenv_root()`) or a path to one.
+#' @param ... Further arguments for `pip install`, e.g. `"--no-cache-dir"`.
+#' @param torch_index `NULL` or the package index URL to install torch from
+#'   (see above).
+#' @param python Python executable (>= 3.9) to create the environment with;
+#'   `NULL` finds one.
+#' @param fresh If `TRUE`, delete the environment first (only one created by
+#'   `sd_install()`).
+#' @param quiet If `TRUE`, show no progress messages or pip output.
+#' @returns The path of the environment's Python, invisibly.
+#' @family setup
+#' @export
+#' @examples
+#' \dontrun{
+#' sd_install()
+#' # CPU-only torch on Linux (a far smaller download):
+#' sd_install(torch_index = "https://download.pytorch.org/whl/cpu")
+#' }
+sd_install <- function(envname = "r-rdiffusers", ..., torch_index = NULL,
+                       python = NULL, fresh = FALSE, quiet = FALSE) {
+  check_string(envname)
+  check_string(torch_index, allow_null = TRUE)
+  check_string(python, allow_null = TRUE)
+  check_flag(fresh)
+  check_flag(quiet)
+  pip_extra <- c(...)
+  if (length(pip_extra) && (!is.character(pip_extra) || anyNA(pip_extra))) {
+    abort_input("{.arg ...} must be strings (extra {.code pip install} arguments).")
+  }
+  say <- function(msg, .envir = parent.frame()) {
+    if (!quiet) cli::cli_alert_info(msg, .envir = .envir)
+  }
+
+  dir <- venv_dir(envname)
+  if (fresh && dir.exists(dir)) {
+    if (!is_our_venv(dir)) {
+      sd_abort(
+        c("Will not delete {.file {dir}}: {.fn sd_install} did not create it.",
+          i = "Delete it yourself, or choose another {.arg envname}."),
+        class = "rdiffusers_error_install"
+      )
+    }
+    say("Deleting {.file {dir}}.")
+    unlink(dir, recursive = TRUE)
+  }
+
+  if (!venv_has_python(dir)) {
+    starter <- python %||% find_starter_python()
+    check_python_version(starter)
+    say("Creating virtual environment {.file {dir}} with {.file {starter}}.")
+    run_python(starter, c("-m", "venv", dir), quiet = quiet)
+    write_marker(dir)
+  } else {
+    say("Updating existing environment {.file {dir}}.")
+  }
+  env_python <- venv_python_path(dir)
+
+  reqs <- requirements()
+  is_torch <- grepl("^torch([=<>!~ ]|$)", reqs)
+  pip <- function(args) {
+    run_python(env_python, c("-m", "pip", "install", if (quiet) "--quiet",
+                             "--disable-pip-version-check", args, pip_extra),
+               quiet = quiet)
+  }
+
+  say("Installing {.pkg {reqs[is_torch]}}{if (is.null(torch_index)) '' else paste0(' from ', torch_index)}.")
+  pip(c(reqs[is_torch], if (!is.null(torch_index)) c("--index-url", torch_index)))
+  say("Installing {.pkg {reqs[!is_torch]}}.")
+  pip(reqs[!is_torch])
+
+  overrides <- c("RDIFFUSERS_PYTHON", "RETICULATE_PYTHON")
+  overrides <- overrides[nzchar(Sys.getenv(overrides))]
+  if (length(overrides) && !quiet) {
+    cli::cli_alert_warning(
+      "{.envvar {overrides}} {?is/are} set and take{?s/} precedence over {.file {dir}}; unset {?it/them} to use the new environment."
+    )
+  }
+  if (!quiet) {
+    cli::cli_alert_success("rdiffusers' Python environment is ready. Restart R to use it.")
+  }
+  invisible(env_python)
+}
+
+check_flag <- function(x, arg = caller_arg(x), call = caller_env()) {
+  if (!is.logical(x) || length(x) != 1 || is.na(x)) {
+    abort_input("{.arg {arg}} must be {.code TRUE} or {.code FALSE}, not {.obj_type_friendly {x}}.",
+                call = call)
+  }
+  invisible(x)
+}
+
+marker_file <- function(dir) file.path(dir, "rdiffusers-env.txt")
+
+write_marker <- function(dir) {
+  writeLines(c(
+    "This Python environment was created by rdiffusers::sd_install().",
+    "sd_install(fresh = TRUE) may delete and recreate it.",
+    paste("created:", format(Sys.time(), "%Y-%m-%dT%H:%M:%SZ", tz = "UTC")),
+    paste("rdiffusers:", utils::packageVersion("rdiffusers"))
+  ), marker_file(dir))
+}
+
+is_our_venv <- function(dir) file.exists(marker_file(dir))
+
+venv_python_path <- function(dir) {
+  file.path(dir, if (is_windows()) "Scripts/python.exe" else "bin/python")
+}
+
+venv_has_python <- function(dir) file.exists(venv_python_path(dir))
+
+find_starter_python <- function(call = caller_env()) {
+  starter <- get0("virtualenv_starter", envir = asNamespace("reticulate"), inherits = FALSE)
+  if (is.function(starter)) {
+    found <- tryCatch(starter(">=3.9"), error = function(e) NULL)
+    if (length(found) && !is.na(found)) return(found)
+  }
+  for (cand in c("python3", "python")) {
+    path <- Sys.which(cand)
+    if (nzchar(path) && python_version_ok(path)) return(unname(path))
+  }
+  sd_abort(
+    c("No Python >= 3.9 found to create the environment with.",
+      i = "Install Python (e.g. {.run reticulate::install_python()}) or pass {.arg python}."),
+    class = "rdiffusers_error_python",
+    call = call
+  )
+}
+
+python_version_ok <- function(python) {
+  out <- suppressWarnings(tryCatch(
+    system2(python, c("-c", shQuote("import sys; print(sys.version_info >= (3, 9))")),
+            stdout = TRUE, stderr = FALSE),
+    error = function(e) ""
+  ))
+  identical(out, "True")
+}
+
+check_python_version <- function(python, call = caller_env()) {
+  if (!python_version_ok(python)) {
+    sd_abort(
+      "{.file {python}} is not a working Python >= 3.9.",
+      class = "rdiffusers_error_python",
+      call = call
+    )
+  }
+}
+
+run_python <- function(python, args, quiet = FALSE, call = caller_env()) {
+  out <- if (quiet) TRUE else ""
+  status <- suppressWarnings(system2(python, shQuote(args), stdout = out, stderr = out))
+  status <- attr(status, "status") %||% (if (is.numeric(status)) status else 0L)
+  if (!identical(as.integer(status), 0L)) {
+    sd_abort(
+      c("Installing rdiffusers' Python environment failed.",
+        x = "{.code {python} {paste(args, collapse = ' ')}} exited with status {status}.",
+        i = if (quiet) "Run again with {.code quiet = FALSE} to see pip's output."),
+      class = "rdiffusers_error_install",
+      call = call
+    )
+  }
+  invisible()
+}

@@ -1,0 +1,283 @@
+#' Default model and cache directory
+#'
+#' `sd_default_model()` is the model used when a function's `model` argument
+#' is left out: the option `rdiffusers.model`, or `"tiny"` (a tiny
+#' random-weight pipeline built offline, useful for trying things out and for
+#' tests; its images are noise). Set e.g. `options(rdiffusers.model = "sd15")`
+#' to use a real model by default.
+#'
+#' `sd_cache_dir()` is where the tiny models are built: the option
+#' `rdiffusers.cache_dir`, or [tools::R_user_dir()]`("rdiffusers", "cache")`.
+#' Models from the Hugging Face hub use the hub's own cache.
+#'
+#' @returns A string.
+#' @family pipelines
+#' @export
+#' @examples
+#' sd_default_model()
+#' sd_cache_dir()
+sd_default_model <- function() {
+  getOption("rdiffusers.model", "tiny")
+}
+
+#' @rdname sd_default_model
+#' @export
+sd_cache_dir <- function() {
+  getOption("rdiffusers.cache_dir", tools::R_user_dir("rdiffusers", "cache"))
+}
+
+#' Load a Stable Diffusion pipeline
+#'
+#' Loads a pipeline into memory (or finds it in the cache) so that later calls
+#' to [sd_generate()] with the same model and options start at once. Calling
+#' it is optional: [sd_generate()] loads what it needs. Pipelines stay cached
+#' until [sd_free()].
+#'
+#' @param model A preset name (see [sd_presets()]), a Hugging Face hub id
+#'   such as `"stable-diffusion-v1-5/stable-diffusion-v1-5"`, a local
+#'   diffusers directory, or a single `.safetensors`/`.ckpt` file.
+#' @param revision Hub revision (branch, tag or commit), or `NULL` for the
+#'   default branch.
+#' @param device `"auto"` (CUDA, then MPS, then CPU), `"cpu"`, `"cuda"`,
+#'   `"cuda:1"`, or `"mps"`.
+#' @param dtype `"auto"` (float16 on GPUs, float32 on CPU), `"float32"`,
+#'   `"float16"` or `"bfloat16"`.
+#' @param variant Weight variant on the hub such as `"fp16"`, or `NULL`.
+#' @param config For a single-file checkpoint, a local diffusers directory
+#'   or hub id whose configuration describes it; `NULL` otherwise.
+#' @param optimize Speed settings: `"auto"` (what is safe for the device),
+#'   `"none"`, or a mode the Python helper knows. Defaults to the option
+#'   `rdiffusers.optimize`.
+#' @returns An `sd_pipeline` object: a list describing the loaded pipeline
+#'   (`key`, `model`, `family`, `pipeline_class`, `device`, `dtype`,
+#'   `scheduler`, `loaded`: whether this call loaded it, ...).
+#' @family pipelines
+#' @export
+#' @examplesIf rdiffusers::sd_available()
+#' pipe <- sd_load_model("tiny")
+#' pipe
+#' sd_free()
+sd_load_model <- function(model = sd_default_model(), revision = NULL,
+                          device = "auto", dtype = "auto", variant = NULL,
+                          config = NULL,
+                          optimize = getOption("rdiffusers.optimize", "auto")) {
+  check_model(model)
+  args <- check_load_args(list(
+    revision = revision, device = device, dtype = dtype, variant = variant,
+    config = config, optimize = optimize
+  ))
+  info <- rlang::exec(py_call, "load_pipeline", model = model,
+                      cache_dir = sd_cache_dir(), !!!args)
+  new_sd_pipeline(info)
+}
+
+new_sd_pipeline <- function(info) {
+  stopifnot(is.list(info))
+  structure(info, class = "sd_pipeline")
+}
+
+#' @export
+format.sd_pipeline <- function(x, ...) {
+  c(
+    sprintf("<sd_pipeline> %s", x$model %||% "?"),
+    sprintf("  %s (%s) on %s, %s", x$pipeline_class %||% "?", x$family %||% "?",
+            x$device %||% "?", x$dtype %||% "?"),
+    sprintf("  scheduler: %s; optimize: %s", x$scheduler %||% "?", x$optimize %||% "?"),
+    sprintf("  source: %s%s", x$source %||% "?",
+            if (!is.null(x$revision)) paste0(", revision ", x$revision) else "")
+  )
+}
+
+#' @export
+print.sd_pipeline <- function(x, ...) {
+  cat(format(x, ...), sep = "\n")
+  invisible(x)
+}
+
+#' Pipelines in memory, and freeing them
+#'
+#' `sd_pipelines()` lists the pipelines cached in this R session;
+#' `sd_free()` drops one model's pipelines or all of them, releasing their
+#' (GPU) memory.
+#'
+#' @param model `NULL` to free every pipeline, or a model name as given to
+#'   [sd_load_model()] (all its variants: devices, dtypes, ...), a cache key
+#'   from `sd_pipelines()$key`, or an `sd_pipeline` object.
+#' @returns `sd_pipelines()`: a data frame, one row per cached pipeline, with
+#'   columns `key`, `model`, `family`, `pipeline_class`, `device`, `dtype`,
+#'   `scheduler`, `source`. `sd_free()`: the number of pipelines freed,
+#'   invisibly.
+#' @family pipelines
+#' @export
+#' @examplesIf rdiffusers::sd_available()
+#' sd_load_model("tiny")
+#' sd_pipelines()
+#' sd_free("tiny")
+sd_pipelines <- function() {
+  pipelines_df(py_call("cached_pipelines"))
+}
+
+#' @rdname sd_pipelines
+#' @export
+sd_free <- function(model = NULL) {
+  if (is.null(model)) {
+    return(invisible(as.integer(py_call("free_pipelines"))))
+  }
+  if (inherits(model, "sd_pipeline")) {
+    keys <- model$key
+  } else {
+    check_string(model)
+    cached <- sd_pipelines()
+    keys <- cached$key[cached$model == model | cached$key == model]
+  }
+  freed <- 0L
+  for (key in keys) {
+    freed <- freed + as.integer(py_call("free_pipelines", key = key))
+  }
+  invisible(freed)
+}
+
+pipelines_df <- function(infos) {
+  cols <- c("key", "model", "family", "pipeline_class", "device", "dtype",
+            "scheduler", "source")
+  rows <- lapply(infos, function(info) {
+    vals <- lapply(cols, function(col) {
+      v <- info[[col]]
+      if (is.null(v)) NA_character_ else as.character(v)[[1]]
+    })
+    names(vals) <- cols
+    as.data.frame(vals, stringsAsFactors = FALSE)
+  })
+  if (!length(rows)) {
+    empty <- rep(list(character()), length(cols))
+    names(empty) <- cols
+    return(as.data.frame(empty, stringsAsFactors = FALSE))
+  }
+  out <- do.call(rbind, rows)
+  rownames(out) <- NULL
+  out
+}
+
+#' Model presets and schedulers
+#'
+#' `sd_presets()` lists the model names that can be used instead of a hub id,
+#' with their default settings (used by [sd_generate()] when `width`,
+#' `height`, `steps` or `guidance_scale` are `NULL`). `"tiny"`, `"tiny-sdxl"`
+#' and `"tiny-sd3"` are random-weight pipelines built offline.
+#'
+#' `sd_schedulers()` lists the names accepted by `scheduler =`: diffusers
+#' class names (`"EulerAncestralDiscreteScheduler"`) and the sampler names of
+#' AUTOMATIC1111's web UI (`"Euler a"`, `"DPM++ 2M Karras"`).
+#'
+#' @returns `sd_presets()`: a data frame with columns `name`, `model_id`,
+#'   `family`, `width`, `height`, `steps`, `guidance_scale`, `scheduler`.
+#'   `sd_schedulers()`: a character vector.
+#' @family pipelines
+#' @export
+#' @examplesIf rdiffusers::sd_available()
+#' sd_presets()
+#' head(sd_schedulers())
+sd_presets <- function() {
+  presets <- presets_list()
+  rows <- lapply(names(presets), function(name) {
+    p <- presets[[name]]
+    data.frame(
+      name = name,
+      model_id = p$model_id %||% NA_character_,
+      family = p$family %||% NA_character_,
+      width = as.integer(p$width %||% NA),
+      height = as.integer(p$height %||% NA),
+      steps = as.integer(p$steps %||% NA),
+      guidance_scale = as.double(p$guidance_scale %||% NA),
+      scheduler = p$scheduler %||% NA_character_,
+      stringsAsFactors = FALSE
+    )
+  })
+  out <- do.call(rbind, rows)
+  rownames(out) <- NULL
+  out
+}
+
+#' @rdname sd_presets
+#' @export
+sd_schedulers <- function() {
+  names(schedulers_list())
+}
+
+# Presets and schedulers do not change within a session: ask Python once.
+presets_list <- function(call = caller_env()) {
+  the$presets <- the$presets %||% py_call("presets", call = call)
+  the$presets
+}
+
+schedulers_list <- function(call = caller_env()) {
+  the$schedulers <- the$schedulers %||% py_call("schedulers", call = call)
+  the$schedulers
+}
+
+# Checks ------------------------------------------------------------------
+
+check_string <- function(x, allow_null = FALSE, arg = caller_arg(x),
+                         call = caller_env()) {
+  if (allow_null && is.null(x)) {
+    return(invisible(x))
+  }
+  if (!is.character(x) || length(x) != 1 || is.na(x) || !nzchar(x)) {
+    abort_input(
+      "{.arg {arg}} must be a single non-empty string{if (allow_null) ' or NULL' else ''}, not {.obj_type_friendly {x}}.",
+      call = call
+    )
+  }
+  invisible(x)
+}
+
+# A model is a preset name, a hub id ("owner/name"), or a local path. Only a
+# bare name that is no preset and no existing path is certainly wrong.
+check_model <- function(model, arg = caller_arg(model), call = caller_env()) {
+  check_string(model, arg = arg, call = call)
+  if (grepl("[/\\\\]", model) || file.exists(model)) {
+    return(invisible(model))
+  }
+  presets <- names(presets_list(call = call))
+  if (!model %in% presets) {
+    sd_abort(
+      c(
+        "Unknown model {.val {model}}.",
+        i = "Use a preset ({.val {presets}}), a Hugging Face hub id such as {.val stable-diffusion-v1-5/stable-diffusion-v1-5}, or the path of a local model."
+      ),
+      class = "rdiffusers_error_model",
+      call = call
+    )
+  }
+  invisible(model)
+}
+
+load_arg_names <- c("revision", "device", "dtype", "variant", "config", "optimize")
+
+# Validates load options (named list) and returns them ready for Python.
+check_load_args <- function(args, call = caller_env()) {
+  for (name in intersect(c("revision", "variant", "config"), names(args))) {
+    check_string(args[[name]], allow_null = TRUE, arg = name, call = call)
+  }
+  if (!is.null(args$device)) {
+    check_string(args$device, arg = "device", call = call)
+    if (!grepl("^(auto|cpu|mps|cuda(:[0-9]+)?)$", args$device)) {
+      abort_input(
+        "{.arg device} must be {.val auto}, {.val cpu}, {.val cuda}, {.val cuda:N} or {.val mps}, not {.val {args$device}}.",
+        call = call
+      )
+    }
+  }
+  if (!is.null(args$dtype)) {
+    check_string(args$dtype, arg = "dtype", call = call)
+    dtypes <- c("auto", "float32", "float16", "bfloat16")
+    if (!args$dtype %in% dtypes) {
+      abort_input("{.arg dtype} must be one of {.val {dtypes}}, not {.val {args$dtype}}.",
+                  call = call)
+    }
+  }
+  if (!is.null(args$optimize)) {
+    check_string(args$optimize, arg = "optimize", call = call)
+  }
+  args
+}

@@ -1,0 +1,266 @@
+# The bridge to Python: which Python is used, and how Python errors become
+# classed R conditions.
+#
+# Python is chosen once per session, lazily, the first time the helper module
+# is needed (never at load time), in this order:
+#   1. RDIFFUSERS_PYTHON  -- an explicit override for this package
+#   2. RETICULATE_PYTHON  -- reticulate honours it by itself
+#   3. the virtualenv "r-rdiffusers" made by sd_install()
+#   4. reticulate::py_require() with the pinned requirements (reticulate >= 1.41)
+# Environment variables are read, never written.
+
+sd_envname <- function() "r-rdiffusers"
+
+# Chooses Python (once). Returns a list(ok, how, python, error). Never errors:
+# callers decide whether a failure is fatal (py_helper()) or not
+# (sd_available(), sd_config()).
+py_choose <- function() {
+  if (!is.null(the$py_choice)) {
+    return(the$py_choice)
+  }
+  choice <- py_choose_impl()
+  # Only a successful choice is final; a failed one is retried next time so
+  # that sd_install() followed by a new call works without restarting R.
+  if (isTRUE(choice$ok)) {
+    the$py_choice <- choice
+  }
+  choice
+}
+
+py_choose_impl <- function() {
+  searched <- character()
+  result <- function(ok, how, error = NULL) {
+    list(
+      ok = ok, how = how, error = error, searched = searched,
+      python = if (ok) py_exe_quiet() else NA_character_
+    )
+  }
+
+  # Python already running in this session: it cannot be changed any more.
+  if (reticulate::py_available(initialize = FALSE)) {
+    return(result(TRUE, "already initialized in this R session"))
+  }
+
+  override <- Sys.getenv("RDIFFUSERS_PYTHON")
+  if (nzchar(override)) {
+    searched <- c(searched, paste0("RDIFFUSERS_PYTHON=", override))
+    python <- override
+    if (dir.exists(python)) {
+      # A virtualenv directory is accepted as well as an executable.
+      python <- file.path(python, if (is_windows()) "Scripts/python.exe" else "bin/python")
+    }
+    if (!file.exists(python)) {
+      return(result(FALSE, "RDIFFUSERS_PYTHON",
+                    paste0("RDIFFUSERS_PYTHON points to ", override, ", which does not exist.")))
+    }
+    err <- try_python(reticulate::use_python(python, required = TRUE))
+    return(result(is.null(err), "RDIFFUSERS_PYTHON", err))
+  }
+
+  if (nzchar(Sys.getenv("RETICULATE_PYTHON"))) {
+    searched <- c(searched, paste0("RETICULATE_PYTHON=", Sys.getenv("RETICULATE_PYTHON")))
+    err <- try_python(reticulate::py_config())
+    return(result(is.null(err), "RETICULATE_PYTHON", err))
+  }
+
+  envname <- sd_envname()
+  searched <- c(searched, paste0("virtualenv ", envname, " (", venv_dir(envname), ")"))
+  if (isTRUE(tryCatch(reticulate::virtualenv_exists(envname), error = function(e) FALSE))) {
+    err <- try_python(reticulate::use_virtualenv(envname, required = TRUE))
+    return(result(is.null(err), paste0("virtualenv ", envname), err))
+  }
+
+  if (has_py_require()) {
+    searched <- c(searched, "reticulate::py_require()")
+    py_require <- getExportedValue("reticulate", "py_require")
+    err <- try_python({
+      py_require(requirements(), python_version = ">=3.9")
+      reticulate::py_config()
+    })
+    return(result(is.null(err), "reticulate::py_require()", err))
+  }
+  searched <- c(searched, paste0(
+    "reticulate::py_require() (needs reticulate >= 1.41, this is ",
+    utils::packageVersion("reticulate"), ")"
+  ))
+
+  result(FALSE, "none", "No Python environment for rdiffusers was found.")
+}
+
+has_py_require <- function() {
+  utils::packageVersion("reticulate") >= "1.41" &&
+    exists("py_require", envir = asNamespace("reticulate"), inherits = FALSE)
+}
+
+# NULL on success, the error message otherwise.
+try_python <- function(expr) {
+  tryCatch({
+    force(expr)
+    NULL
+  }, error = function(e) conditionMessage(e))
+}
+
+py_exe_quiet <- function() {
+  tryCatch(reticulate::py_config()$python, error = function(e) NA_character_)
+}
+
+is_windows <- function() .Platform$OS.type == "windows"
+
+# Pinned requirements, one "name==version" a line (comments dropped).
+requirements <- function() {
+  path <- system.file("python", "requirements.txt", package = "rdiffusers")
+  lines <- trimws(sub("#.*$", "", readLines(path, warn = FALSE)))
+  lines[nzchar(lines)]
+}
+
+# The helper module, after making sure Python was chosen. Errors with
+# class rdiffusers_error_python (and the fix) when no Python can be used.
+py_helper <- function(call = caller_env()) {
+  choice <- py_choose()
+  if (!isTRUE(choice$ok)) {
+    abort_python_missing(choice, call = call)
+  }
+  the$py
+}
+
+abort_python_missing <- function(choice, call = caller_env()) {
+  searched <- choice$searched
+  names(searched) <- rep("*", length(searched))
+  sd_abort(
+    c(
+      "Python for {.pkg rdiffusers} is not available.",
+      i = "Searched, in order:",
+      searched,
+      x = "{choice$error}",
+      i = "Fix: run {.run rdiffusers::sd_install()} and restart R, or set {.envvar RDIFFUSERS_PYTHON} to a Python that has torch and diffusers."
+    ),
+    class = "rdiffusers_error_python",
+    call = call
+  )
+}
+
+# Calls one function of the helper module and turns Python exceptions into
+# classed R errors (keeping the Python error as parent) and R interrupts
+# into `rdiffusers_interrupt` conditions.
+py_call <- function(fun_name, ..., call = caller_env()) {
+  py <- py_helper(call = call)
+  # Accessing the attribute imports the delay-loaded helper on first use.
+  fun <- tryCatch(
+    py[[fun_name]],
+    error = function(e) abort_helper_import(e, call = call)
+  )
+  tryCatch(
+    fun(...),
+    interrupt = function(cnd) signal_sd_interrupt(cnd),
+    error = function(cnd) {
+      # An R error raised inside an R callback that Python called is already
+      # ours: pass it on unchanged.
+      if (inherits(cnd, "rdiffusers_error")) stop(cnd)
+      abort_from_python(cnd, fun_name, call = call)
+    }
+  )
+}
+
+abort_helper_import <- function(parent, call = caller_env()) {
+  sd_abort(
+    c(
+      "The {.pkg rdiffusers} Python helper could not be imported.",
+      i = "Python: {.file {py_exe_quiet()}}",
+      i = "Fix: run {.run rdiffusers::sd_install()} and restart R."
+    ),
+    class = "rdiffusers_error_python",
+    parent = parent,
+    call = call
+  )
+}
+
+# R classes of the helper's exception classes (errors.py).
+py_error_classes <- c(
+  InputError = "rdiffusers_error_input",
+  ModelError = "rdiffusers_error_model",
+  LoraError = "rdiffusers_error_lora"
+)
+
+abort_from_python <- function(cnd, fun_name, call = caller_env()) {
+  names <- py_exception_names(cnd)
+  if (any(names %in% c("KeyboardInterrupt", "builtins.KeyboardInterrupt"))) {
+    signal_sd_interrupt(cnd)
+  }
+  short <- sub("^.*\\.", "", names)
+  hit <- intersect(short, names(py_error_classes))
+  class <- if (length(hit)) py_error_classes[[hit[[1]]]] else "rdiffusers_error_python"
+  msg <- py_exception_message(cnd)
+  header <- if (identical(class, "rdiffusers_error_python")) {
+    "Python error in {.fn {fun_name}}: {msg}"
+  } else {
+    "{msg}"
+  }
+  sd_abort(header, class = class, parent = cnd, call = call,
+           python_exception = names[1] %||% NA_character_)
+}
+
+# Qualified names of the Python exception classes (most derived first), from
+# the R condition's class (reticulate >= 1.30 puts the MRO there) or from
+# reticulate::py_last_error() (reticulate 1.28 keeps it there).
+py_exception_names <- function(cnd) {
+  cls <- class(cnd)
+  from_class <- setdiff(cls, c("error", "condition", "Rcpp::exception", "C++Error"))
+  from_class <- sub("^python\\.builtin\\.", "", from_class)
+  if (length(from_class) && any(grepl("Error|Exception|Interrupt", from_class))) {
+    return(from_class)
+  }
+  last <- tryCatch(reticulate::py_last_error(), error = function(e) NULL)
+  exc <- attr(last, "exception") %||%
+    (if (inherits(last, "python.builtin.object")) last)
+  if (!is.null(exc)) {
+    mro <- tryCatch({
+      klasses <- reticulate::py_get_attr(
+        reticulate::py_get_attr(exc, "__class__"), "__mro__"
+      )
+      klasses <- reticulate::py_to_r(klasses)
+      vapply(klasses, function(k) {
+        paste0(reticulate::py_to_r(reticulate::py_get_attr(k, "__module__")), ".",
+               reticulate::py_to_r(reticulate::py_get_attr(k, "__name__")))
+      }, character(1))
+    }, error = function(e) NULL)
+    if (length(mro)) {
+      return(sub("^builtins\\.", "", mro))
+    }
+  }
+  type <- if (is.list(last)) last$type
+  if (is.character(type)) return(type)
+  # Last resort: "module.Class: message" at the start of the message.
+  m <- regmatches(conditionMessage(cnd), regexpr("^[A-Za-z_][A-Za-z0-9_.]*(?=:)", conditionMessage(cnd), perl = TRUE))
+  if (length(m)) m else character()
+}
+
+# The Python message without reticulate's "module.Class: " prefix.
+py_exception_message <- function(cnd) {
+  msg <- conditionMessage(cnd)
+  msg <- sub("^(Error in py_call_impl\\([^)]*\\) :\\s*)", "", msg)
+  msg <- sub("^[A-Za-z_][A-Za-z0-9_.]*(Error|Exception|Interrupt): ", "", msg)
+  # reticulate >= 1.30 appends a "Run `reticulate::py_last_error()`" hint and
+  # the traceback after the message; the parent keeps them.
+  msg <- sub("\n\\s*Run `reticulate::py_last_error\\(\\)`.*$", "", msg)
+  trimws(msg)
+}
+
+# Turns an interrupt (R's, or Python's KeyboardInterrupt) into the package's
+# interrupt condition: handlers for `rdiffusers_interrupt` or `interrupt`
+# see it; when none takes it, R returns to the top level as after Ctrl+C.
+signal_sd_interrupt <- function(parent = NULL) {
+  cnd <- structure(
+    class = c("rdiffusers_interrupt", "interrupt", "condition"),
+    list(message = "Generation interrupted.", call = NULL, parent = parent)
+  )
+  signalCondition(cnd)
+  invokeRestart("abort")
+}
+
+# Directory of a virtualenv given by name (under reticulate's root) or path.
+venv_dir <- function(envname) {
+  if (grepl("[/\\\\]", envname)) {
+    return(path.expand(envname))
+  }
+  file.path(path.expand(reticulate::virtualenv_root()), envname)
+}

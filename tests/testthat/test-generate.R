@@ -1,0 +1,183 @@
+test_that("bad arguments are classed input errors that name the argument", {
+  bad <- list(
+    list(prompt = ""),
+    list(prompt = NA_character_),
+    list(prompt = character()),
+    list(prompt = 1),
+    list(prompt = "a", steps = 2.5),
+    list(prompt = "a", steps = NA),
+    list(prompt = "a", steps = -1),
+    list(prompt = "a", steps = 0),
+    list(prompt = "a", width = 65),
+    list(prompt = "a", height = 100),
+    list(prompt = "a", width = NA_real_),
+    list(prompt = "a", guidance_scale = NA),
+    list(prompt = "a", guidance_scale = Inf),
+    list(prompt = "a", guidance_scale = "7"),
+    list(prompt = "a", n = 0),
+    list(prompt = "a", n = 1.5),
+    list(prompt = "a", seed = -1),
+    list(prompt = "a", seed = 1.5),
+    list(prompt = "a", seed = NA),
+    list(prompt = "a", seed = 2^53 + 2),
+    list(prompt = "a", seed = "12a"),
+    list(prompt = "a", seed = "-3"),
+    list(prompt = "a", seed = "18446744073709551616"),
+    list(prompt = "a", seed = c(1, 2)),
+    list(prompt = "a", seed = TRUE),
+    list(prompt = "a", negative_prompt = NA_character_),
+    list(prompt = "a", scheduler = 3),
+    list(prompt = "a", model = ""),
+    list(prompt = "a", stepz = 3),
+    list(prompt = "a", device = "gpu"),
+    list(prompt = "a", dtype = "float64"),
+    list(prompt = "a", clip_skip = -1),
+    list(prompt = "a", progress = "loud")
+  )
+  for (args in bad) {
+    expect_error(do.call(sd_generate, args), class = "rdiffusers_error_input")
+  }
+})
+
+test_that("validation messages name the argument and the fix", {
+  expect_snapshot(error = TRUE, {
+    sd_generate("a cat", steps = 2.5)
+    sd_generate("a cat", width = 100)
+    sd_generate("", steps = 2)
+    sd_generate("a cat", seed = "1e5")
+    sd_generate("a cat", seed = 2^60)
+    sd_generate("a cat", n = 0)
+    sd_generate("a cat", guidance_scale = NA)
+    sd_generate("a cat", stepz = 3)
+  })
+})
+
+test_that("seeds are checked and expanded as exact decimal strings", {
+  expect_equal(check_seed(2^53, 1), "9007199254740992")
+  expect_equal(check_seed("18446744073709551615", 2), rep("18446744073709551615", 2))
+  expect_equal(check_seed("007", 1), "7")
+  expect_equal(check_seed(c(1, 2), 2), c("1", "2"))
+  expect_equal(seed_add("9007199254740992", 1L), "9007199254740993")
+  expect_equal(seed_add("18446744073709551614", 1L), "18446744073709551615")
+  expect_equal(seed_add("999", 1L), "1000")
+  expect_true(is.na(seed_add("18446744073709551615", 1L)))
+  expect_true(seed_fits_double("9007199254740992"))
+  expect_false(seed_fits_double("9007199254740993"))
+})
+
+test_that("seed = NULL follows R's RNG", {
+  set.seed(42)
+  a <- check_seed(NULL, 2)
+  set.seed(42)
+  b <- check_seed(NULL, 2)
+  expect_identical(a, b)
+  expect_match(a, "^[0-9]+$")
+  expect_false(identical(a[1], a[2]))
+  expect_true(all(as.numeric(a) < 2^53))
+})
+
+test_that("final file names never overwrite", {
+  dir <- withr::local_tempdir()
+  p1 <- unique_path(dir, "sd-x-1")
+  expect_equal(basename(p1), "sd-x-1.png")
+  file.create(p1)
+  p2 <- unique_path(dir, "sd-x-1")
+  expect_equal(basename(p2), "sd-x-1-2.png")
+})
+
+# Python-backed --------------------------------------------------------------
+
+test_that("same seed gives identical pixels, another seed different ones", {
+  skip_if_no_python()
+  withr::local_options(rdiffusers.output_dir = file.path(tempdir(), "rdiffusers-test-out"))
+  gen <- function(...) sd_generate(..., width = 64, height = 64, steps = 2, progress = FALSE)
+  a <- gen("a red fox", seed = 1)
+  b <- gen("a red fox", seed = 1)
+  c <- gen("a red fox", seed = 2)
+  expect_s3_class(a, "sd_image")
+  expect_false(identical(a$path, b$path))
+  expect_identical(png::readPNG(a$path), png::readPNG(b$path))
+  expect_identical(a$meta$pixel_sha256, b$meta$pixel_sha256)
+  expect_false(identical(png::readPNG(a$path), png::readPNG(c$path)))
+  expect_false(identical(a$meta$pixel_sha256, c$meta$pixel_sha256))
+  expect_identical(a$meta$seed, 1)
+  expect_identical(a$meta$steps, 2L)
+  expect_identical(a$meta$width, 64L)
+  expect_identical(a$meta$versions$R, as.character(getRversion()))
+  expect_match(basename(a$path), "^sd-[0-9]{8}-[0-9]{6}-1(-[0-9]+)?\\.png$")
+  # no temporary files left behind
+  expect_length(list.files(dirname(a$path), pattern = "^\\.rdiffusers-", all.files = TRUE), 0)
+})
+
+test_that("set.seed() before seed = NULL reproduces the image", {
+  skip_if_no_python()
+  withr::local_options(rdiffusers.output_dir = file.path(tempdir(), "rdiffusers-test-out"))
+  gen <- function(...) sd_generate(..., width = 64, height = 64, steps = 2, progress = FALSE)
+  set.seed(7)
+  a <- gen("a lighthouse")
+  set.seed(7)
+  b <- gen("a lighthouse")
+  expect_identical(a$meta$seed, b$meta$seed)
+  expect_identical(png::readPNG(a$path), png::readPNG(b$path))
+})
+
+test_that("seeds at 2^53 and 2^64 - 1 survive exactly", {
+  skip_if_no_python()
+  withr::local_options(rdiffusers.output_dir = file.path(tempdir(), "rdiffusers-test-out"))
+  gen <- function(...) sd_generate(..., width = 64, height = 64, steps = 2, progress = FALSE)
+  a <- gen("a boat", seed = 2^53)
+  expect_identical(a$meta$seed, 2^53)
+  b <- gen("a boat", seed = "18446744073709551615")
+  expect_identical(b$meta$seed, "18446744073709551615")
+  expect_false(identical(a$meta$pixel_sha256, b$meta$pixel_sha256))
+  expect_error(gen("a boat", seed = "18446744073709551615", n = 2),
+               class = "rdiffusers_error_input")
+})
+
+test_that("a batch gives seeds s, s + 1 per prompt and one image per seed", {
+  skip_if_no_python()
+  withr::local_options(rdiffusers.output_dir = file.path(tempdir(), "rdiffusers-test-out"))
+  gen <- function(...) sd_generate(..., width = 64, height = 64, steps = 2, progress = FALSE)
+  imgs <- gen(c("a cat", "a dog"), seed = c(10, 20), n = 2)
+  expect_s3_class(imgs, "sd_images")
+  expect_length(imgs, 4)
+  seeds <- vapply(unclass(imgs), function(x) x$meta$seed, double(1))
+  expect_equal(seeds, c(10, 11, 20, 21))
+  prompts <- vapply(unclass(imgs), function(x) x$meta$prompt, character(1))
+  expect_equal(prompts, c("a cat", "a cat", "a dog", "a dog"))
+  # image 2 of the batch is exactly what seed 11 gives on its own
+  single <- gen("a cat", seed = 11)
+  expect_identical(png::readPNG(imgs[[2]]$path), png::readPNG(single$path))
+})
+
+test_that("unknown model and scheduler are classed errors; the session stays usable", {
+  skip_if_no_python()
+  withr::local_options(rdiffusers.output_dir = file.path(tempdir(), "rdiffusers-test-out"))
+  gen <- function(...) sd_generate(..., width = 64, height = 64, steps = 2, progress = FALSE)
+  expect_error(gen("a cat", model = "no-such-model"), class = "rdiffusers_error_model")
+  expect_error(gen("a cat", scheduler = "Eulr a"), class = "rdiffusers_error_input")
+  expect_error(gen("a cat", steps = 1.5), class = "rdiffusers_error_input")
+  ok <- gen("a cat", seed = 3)
+  expect_true(file.exists(ok$path))
+})
+
+test_that("a named scheduler changes the image", {
+  skip_if_no_python()
+  withr::local_options(rdiffusers.output_dir = file.path(tempdir(), "rdiffusers-test-out"))
+  gen <- function(...) sd_generate(..., width = 64, height = 64, steps = 2, progress = FALSE)
+  a <- gen("a tree", seed = 5)
+  b <- gen("a tree", seed = 5, scheduler = "Euler a")
+  expect_false(identical(a$meta$pixel_sha256, b$meta$pixel_sha256))
+})
+
+test_that("tiny-sdxl and tiny-sd3 generate", {
+  skip_if_no_python()
+  withr::local_options(rdiffusers.output_dir = file.path(tempdir(), "rdiffusers-test-out"))
+  gen <- function(...) sd_generate(..., width = 64, height = 64, steps = 2, progress = FALSE)
+  for (m in c("tiny-sdxl", "tiny-sd3")) {
+    img <- gen("a hill", model = m, seed = 1)
+    expect_s3_class(img, "sd_image")
+    expect_equal(dim(png::readPNG(img$path))[1:2], c(64, 64))
+    expect_equal(img$meta$model, m)
+  }
+})
