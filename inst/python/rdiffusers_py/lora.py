@@ -215,6 +215,22 @@ def _restore(pipe, before, loras):
         _apply_scales(pipe, loras)
 
 
+class _quiet_diffusers:
+    """diffusers logs every mismatching tensor of a failed load (hundreds of
+    lines) and warns about components a LoRA does not touch; the outcome is
+    checked and reported here instead, in one error message."""
+
+    def __enter__(self):
+        from diffusers.utils import logging as dlog
+        self._dlog = dlog
+        self._level = dlog.get_verbosity()
+        dlog.set_verbosity(dlog.CRITICAL)
+
+    def __exit__(self, *exc):
+        self._dlog.set_verbosity(self._level)
+        return False
+
+
 def _entry_load(entry, path, scale=1.0, adapter_name=None, trusted=False):
     path = os.path.abspath(os.path.expanduser(path))
     if not os.path.isfile(path):
@@ -241,7 +257,8 @@ def _entry_load(entry, path, scale=1.0, adapter_name=None, trusted=False):
         state = _read_state_dict(path, trusted)
         before = _adapter_set(pipe)
         try:
-            pipe.load_lora_weights(state, adapter_name=name)
+            with _quiet_diffusers():
+                pipe.load_lora_weights(state, adapter_name=name)
         except Exception as e:
             _restore(pipe, before, loras)
             lines = [l.strip() for l in str(e).strip().splitlines() if l.strip()]
