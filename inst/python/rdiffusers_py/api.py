@@ -10,8 +10,13 @@ CONTRACT (R side relies on it; change both sides together):
   them to classed R conditions.
 """
 
+# Underscored aliases: this module defines functions named like some modules
+# (schedulers, generate), which would otherwise shadow them.
 from . import generate as _generate
-from . import images, pipeline, schedulers, tiny
+from . import images as _images
+from . import pipeline as _pipeline
+from . import schedulers as _schedulers
+from . import tiny as _tiny
 
 __all__ = [
     "versions", "devices", "presets", "schedulers", "tiny_model",
@@ -21,21 +26,21 @@ __all__ = [
 
 
 def _entry(model, **load_args):
-    return pipeline.get_entry(model, **load_args)
+    return _pipeline.get_entry(model, **load_args)
 
 
 def versions():
     """dict: versions of python, torch, diffusers, transformers, peft,
     accelerate, safetensors, pillow, numpy (str, or None when missing)."""
-    return pipeline.versions()
+    return _pipeline.versions()
 
 
 def devices():
     """dict: available (list of "cuda"/"mps"/"cpu" in preference order),
     default (str), cuda_names (list of str), torch_threads (int),
     cpu_bf16 (bool: CPU has native bf16 matmul)."""
-    pipeline.setup_torch()
-    return pipeline.devices()
+    _pipeline.setup_torch()
+    return _pipeline.devices()
 
 
 def presets():
@@ -44,7 +49,7 @@ def presets():
     "tiny-sd3" (built offline) and hub presets such as "sd15", "sd21",
     "sdxl", "sd-turbo", "sdxl-turbo", "sd3-medium".  For the tiny ones
     model_id is the preset name itself."""
-    return pipeline.presets()
+    return _pipeline.presets()
 
 
 def schedulers():
@@ -54,14 +59,14 @@ def schedulers():
     schedule_type are None for class-name keys.  SD3 (flow-matching) models
     accept only the FlowMatch* classes and "Euler", "Heun", "LCM", which
     mean their flow-matching versions there."""
-    return schedulers.table()
+    return _schedulers.table()
 
 
 def tiny_model(name, cache_dir):
     """Build (once, deterministically, offline) the tiny random-weight
     pipeline `name` with save_pretrained() under cache_dir; return its dir.
     cache_dir None: RDIFFUSERS_CACHE_DIR or ~/.cache/rdiffusers."""
-    return tiny.build(name, cache_dir or pipeline.default_cache_dir())
+    return _tiny.build(name, cache_dir or _pipeline.default_cache_dir())
 
 
 def load_pipeline(model, revision=None, device="auto", dtype="auto",
@@ -87,12 +92,12 @@ def load_pipeline(model, revision=None, device="auto", dtype="auto",
 
 def cached_pipelines():
     """list of info dicts of the pipelines in the cache."""
-    return pipeline.cached()
+    return _pipeline.cached()
 
 
 def free_pipelines(key=None):
     """Drop one cached pipeline (by key) or all; return how many."""
-    return pipeline.free(key)
+    return _pipeline.free(key)
 
 
 def generate(model, prompt, negative_prompt, seeds, out_paths, width, height,
@@ -133,7 +138,7 @@ def generate(model, prompt, negative_prompt, seeds, out_paths, width, height,
 
 def pixel_hash(path):
     """sha256 hex of the decoded RGB pixels of the image file at path."""
-    return images.pixel_hash(path)
+    return _images.pixel_hash(path)
 
 
 # LoRA functions live in lora.py; R reaches them through this module too.

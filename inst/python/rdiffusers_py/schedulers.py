@@ -122,6 +122,17 @@ def lookup(name, family="sd15"):
 
 
 def build(default, name=None, config=None, family="sd15"):
+    """See _build; a scheduler whose optional dependency is missing (LMS
+    needs scipy) is an InputError that names the package."""
+    try:
+        return _build(default, name, config, family)
+    except ImportError as e:
+        raise InputError("Scheduler %r needs a Python package that is not installed: %s"
+                         % (name or (config or {}).get("_class_name"),
+                            " ".join(str(e).split()))) from e
+
+
+def _build(default, name=None, config=None, family="sd15"):
     """A new scheduler for one call; `default` (the pipeline's) is not touched.
 
     name None + config None: a fresh copy of the default.

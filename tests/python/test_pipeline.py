@@ -1,0 +1,130 @@
+"""The pipeline cache, model resolution, presets and devices."""
+
+import json
+import os
+import shutil
+
+import pytest
+
+from rdiffusers_py import pipeline
+from rdiffusers_py.errors import InputError, ModelError, RdiffusersError
+
+
+def test_cache_hit_returns_same_objects(api, cache_dir):
+    first = api.load_pipeline("tiny", cache_dir=cache_dir)
+    entry = pipeline.get_entry("tiny", cache_dir=cache_dir)
+    again = api.load_pipeline("tiny", cache_dir=cache_dir)
+    assert again["loaded"] is False
+    assert again["key"] == first["key"]
+    assert pipeline.get_entry("tiny", cache_dir=cache_dir) is entry
+    assert first["source"] == "tiny" and first["family"] == "sd15"
+    assert first["revision"].startswith("sha256:")
+    assert first["device"] == "cpu" and first["dtype"] == "float32"
+    assert any(i["key"] == first["key"] for i in api.cached_pipelines())
+
+
+def test_info_is_plain_data(api, cache_dir):
+    info = api.load_pipeline("tiny", cache_dir=cache_dir)
+    json.dumps(info)
+    for v in info.values():
+        assert isinstance(v, (str, bool, float, int, type(None)))
+
+
+def test_dtype_is_part_of_the_key(api, cache_dir):
+    a = api.load_pipeline("tiny", cache_dir=cache_dir)
+    b = api.load_pipeline("tiny", cache_dir=cache_dir, dtype="bfloat16")
+    assert a["key"] != b["key"]
+    assert b["dtype"] == "bfloat16"
+    e = pipeline.get_entry("tiny", cache_dir=cache_dir, dtype="bfloat16")
+    import torch
+    assert e.pipe.unet.dtype == torch.bfloat16
+    assert api.free_pipelines(b["key"]) == 1
+    assert all(i["key"] != b["key"] for i in api.cached_pipelines())
+    assert api.free_pipelines(b["key"]) == 0
+
+
+def test_free_all_then_reload(api, cache_dir):
+    api.load_pipeline("tiny", cache_dir=cache_dir)
+    assert api.free_pipelines() >= 1
+    assert api.cached_pipelines() == []
+    assert api.load_pipeline("tiny", cache_dir=cache_dir)["loaded"] is True
+
+
+def test_local_dir_is_hashed_by_content(api, cache_dir, tmp_path):
+    src = api.tiny_model("tiny", cache_dir)
+    copy = str(tmp_path / "my model")
+    shutil.copytree(src, copy)
+    info = api.load_pipeline(copy)
+    assert info["source"] == "dir"
+    assert info["model_id"] == os.path.abspath(copy)
+    # Same weights, same revision, wherever they live.
+    assert info["revision"] == api.load_pipeline("tiny", cache_dir=cache_dir)["revision"]
+    api.free_pipelines(info["key"])
+
+
+def test_task_pipelines_share_components(cache_dir):
+    entry = pipeline.get_entry("tiny", cache_dir=cache_dir)
+    i2i = entry.task("img2img")
+    inp = entry.task("inpaint")
+    assert entry.task("img2img") is i2i
+    assert type(i2i).__name__ == "StableDiffusionImg2ImgPipeline"
+    assert type(inp).__name__ == "StableDiffusionInpaintPipeline"
+    for p in (i2i, inp):
+        assert p.unet is entry.pipe.unet
+        assert p.vae is entry.pipe.vae
+        assert p.text_encoder is entry.pipe.text_encoder
+
+
+def test_presets(api):
+    p = api.presets()
+    for name in ["tiny", "tiny-sdxl", "tiny-sd3", "sd15", "sd21", "sdxl", "sd-turbo",
+                 "sdxl-turbo", "sd3-medium"]:
+        assert name in p
+        assert set(p[name]) >= {"model_id", "family", "steps", "guidance_scale", "width",
+                                "height", "scheduler", "strength"}
+    assert p["sd-turbo"]["steps"] == 1 and p["sd-turbo"]["guidance_scale"] == 0.0
+    assert p["sd15"]["model_id"] == "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    assert p["tiny"]["width"] == 64
+
+
+def test_devices_and_versions(api):
+    d = api.devices()
+    assert d["available"][-1] == "cpu" and d["default"] == d["available"][0]
+    assert d["torch_threads"] == 1
+    v = api.versions()
+    assert v["diffusers"] and v["torch"] and v["python"]
+
+
+def test_resolve_dtype_and_device():
+    assert pipeline.resolve_dtype("auto", "cpu") == "float32"
+    assert pipeline.resolve_dtype("auto", "cuda") == "float16"
+    assert pipeline.resolve_dtype("fp16", "cpu") == "float16"
+    with pytest.raises(InputError):
+        pipeline.resolve_dtype("float8", "cpu")
+    with pytest.raises(InputError):
+        pipeline.resolve_device("tpu")
+
+
+def test_unknown_model_lists_presets(api, cache_dir):
+    with pytest.raises(ModelError, match="sd-turbo") as e:
+        api.load_pipeline("no such model!", cache_dir=cache_dir)
+    assert isinstance(e.value, RdiffusersError)
+
+
+def test_directory_without_model_index(api, tmp_path):
+    with pytest.raises(ModelError, match="model_index.json"):
+        api.load_pipeline(str(tmp_path))
+
+
+def test_hub_id_offline_is_a_model_error(api, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    with pytest.raises(ModelError, match="not in the local Hugging Face cache"):
+        api.load_pipeline("nobody/nothing-here")
+
+
+def test_pickle_checkpoint_needs_trust(api, tmp_path):
+    ckpt = tmp_path / "model.ckpt"
+    ckpt.write_bytes(b"not really")
+    with pytest.raises(ModelError, match="trusted"):
+        api.load_pipeline(str(ckpt))

@@ -1,0 +1,96 @@
+"""Scheduler names both ways, and per-call schedulers that do not leak."""
+
+import importlib
+import importlib.util
+
+import pytest
+
+from rdiffusers_py import pipeline
+
+# Not `from rdiffusers_py import schedulers`: the package namespace holds the
+# api function of that name (what R calls), the module is reached by path.
+schedulers = importlib.import_module("rdiffusers_py.schedulers")
+from rdiffusers_py.errors import InputError
+
+A1111 = {
+    "Euler": ("EulerDiscreteScheduler", {"use_karras_sigmas": False}),
+    "Euler a": ("EulerAncestralDiscreteScheduler", {}),
+    "DDIM": ("DDIMScheduler", {}),
+    "PNDM": ("PNDMScheduler", {}),
+    "LMS": ("LMSDiscreteScheduler", {}),
+    "Heun": ("HeunDiscreteScheduler", {}),
+    "DPM2": ("KDPM2DiscreteScheduler", {}),
+    "DPM2 a": ("KDPM2AncestralDiscreteScheduler", {}),
+    "DPM++ 2M": ("DPMSolverMultistepScheduler", {"use_karras_sigmas": False}),
+    "DPM++ 2M Karras": ("DPMSolverMultistepScheduler", {"use_karras_sigmas": True}),
+    "DPM++ 2M SDE": ("DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++"}),
+    "DPM++ 2M SDE Karras": ("DPMSolverMultistepScheduler",
+                            {"algorithm_type": "sde-dpmsolver++", "use_karras_sigmas": True}),
+    "DPM++ SDE": ("DPMSolverSinglestepScheduler", {}),
+    "DPM++ SDE Karras": ("DPMSolverSinglestepScheduler", {"use_karras_sigmas": True}),
+    "UniPC": ("UniPCMultistepScheduler", {}),
+    "LCM": ("LCMScheduler", {}),
+    "DDPM": ("DDPMScheduler", {}),
+}
+
+
+@pytest.fixture(scope="module")
+def default(cache_dir):
+    return pipeline.get_entry("tiny", cache_dir=cache_dir).pipe.scheduler
+
+
+@pytest.mark.parametrize("name", sorted(A1111))
+def test_a1111_names_build_the_right_scheduler_and_round_trip(name, default):
+    cls, kw = A1111[name]
+    if name == "LMS" and importlib.util.find_spec("scipy") is None:
+        with pytest.raises(InputError, match="scipy"):
+            schedulers.build(default, name)
+        return
+    s = schedulers.build(default, name)
+    assert type(s).__name__ == cls
+    for k, v in kw.items():
+        assert s.config[k] == v
+    sampler, schedule_type = schedulers.describe(s)
+    shown = sampler if schedule_type != "Karras" else sampler + " Karras"
+    assert schedulers.lookup(shown) == schedulers.lookup(name)
+    assert s is not default
+
+
+def test_class_names_and_case_insensitive_names(default):
+    assert type(schedulers.build(default, "EulerAncestralDiscreteScheduler")).__name__ == \
+        "EulerAncestralDiscreteScheduler"
+    assert schedulers.lookup("euler a") == schedulers.lookup("Euler a")
+
+
+def test_table_has_both_spellings(api):
+    t = api.schedulers()
+    assert t["DPM++ 2M Karras"] == {"cls": "DPMSolverMultistepScheduler",
+                                    "kwargs": {"algorithm_type": "dpmsolver++",
+                                               "use_karras_sigmas": True},
+                                    "a1111": "DPM++ 2M", "schedule_type": "Karras"}
+    assert t["DDIMScheduler"]["cls"] == "DDIMScheduler"
+
+
+def test_unknown_name_suggests_close_ones():
+    with pytest.raises(InputError, match='Did you mean.*"Euler a"'):
+        schedulers.lookup("Eular a")
+
+
+def test_flow_models_need_flow_schedulers():
+    assert schedulers.lookup("Euler", "sd3")[0] == "FlowMatchEulerDiscreteScheduler"
+    assert schedulers.lookup("FlowMatchHeunDiscreteScheduler", "sd3")[0] == \
+        "FlowMatchHeunDiscreteScheduler"
+    with pytest.raises(InputError, match="flow-matching"):
+        schedulers.lookup("DPM++ 2M Karras", "sd3")
+    with pytest.raises(InputError, match="flow-matching"):
+        schedulers.lookup("FlowMatchEulerDiscreteScheduler", "sd15")
+
+
+def test_config_rebuilds_scheduler_exactly(default):
+    s = schedulers.build(default, "DPM++ 2M SDE Karras")
+    cfg = schedulers.jsonable_config(s)
+    # R may hand integers back as doubles.
+    cfg["num_train_timesteps"] = float(cfg["num_train_timesteps"])
+    again = schedulers.build(default, None, cfg)
+    assert type(again) is type(s)
+    assert schedulers.jsonable_config(again) == schedulers.jsonable_config(s)
