@@ -1,0 +1,161 @@
+"""Build full-size, random-weight pipelines for the benchmarks (offline).
+
+The weights are random but the architecture (and so the cost of one step)
+is that of the real model, which is all a speed benchmark needs.  Models are
+written with save_pretrained() so they load through the same
+from_pretrained() path a real model takes.
+
+    python bench/build_models.py [--out bench/work] [--family sd15|sdxl] [--small-unet]
+
+Prints the directory of each pipeline it built (or found already built).
+"""
+
+import argparse
+import json
+import os
+import sys
+
+
+def _clip_tokenizer(dirname):
+    # Byte-level vocabulary without merges: offline, deterministic, and enough
+    # to turn any prompt into token ids (see design.md, "tiny pipelines").
+    from transformers import CLIPTokenizer
+
+    os.makedirs(dirname, exist_ok=True)
+    chars = list(_bytes_to_unicode())
+    vocab = {}
+    for c in chars:
+        vocab[c] = len(vocab)
+    for c in chars:
+        vocab[c + "</w>"] = len(vocab)
+    vocab["<|startoftext|>"] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    with open(os.path.join(dirname, "vocab.json"), "w") as f:
+        json.dump(vocab, f)
+    with open(os.path.join(dirname, "merges.txt"), "w") as f:
+        f.write("#version: 0.2\n")
+    tok = CLIPTokenizer(os.path.join(dirname, "vocab.json"),
+                        os.path.join(dirname, "merges.txt"),
+                        model_max_length=77)
+    return tok
+
+
+def _bytes_to_unicode():
+    # GPT-2 / CLIP byte-to-printable-character table (not exported by every
+    # transformers version, so it is spelled out here).
+    bs = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+          + list(range(ord("®"), ord("ÿ") + 1)))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return [chr(c) for c in cs]
+
+
+def _clip_text(hidden, layers, heads, inter, projection_dim=None, with_projection=False):
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+    cfg = CLIPTextConfig(hidden_size=hidden, intermediate_size=inter,
+                         num_attention_heads=heads, num_hidden_layers=layers,
+                         vocab_size=49408, max_position_embeddings=77,
+                         bos_token_id=0, pad_token_id=1, eos_token_id=2,
+                         projection_dim=projection_dim or hidden,
+                         hidden_act="quick_gelu")
+    cls = CLIPTextModelWithProjection if with_projection else CLIPTextModel
+    return cls(cfg).eval()
+
+
+def _scheduler():
+    from diffusers import DDIMScheduler
+    return DDIMScheduler(beta_start=0.00085, beta_end=0.012,
+                         beta_schedule="scaled_linear", clip_sample=False,
+                         set_alpha_to_one=False, steps_offset=1)
+
+
+def _vae(sample_size):
+    from diffusers import AutoencoderKL
+    # The SD1.5/SDXL VAE layout (83 M parameters).
+    return AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4,
+        block_out_channels=(128, 256, 512, 512), layers_per_block=2,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        sample_size=sample_size, scaling_factor=0.18215 if sample_size == 512 else 0.13025,
+    ).eval()
+
+
+def build_sd15(out):
+    """SD1.5 layout: UNet 860 M params (the v1-5 unet/config.json), full VAE
+    and CLIP ViT-L/14 text encoder."""
+    import torch
+    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+
+    path = os.path.join(out, "sd15-random")
+    if os.path.exists(os.path.join(path, "model_index.json")):
+        return path
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        sample_size=64, in_channels=4, out_channels=4,
+        block_out_channels=(320, 640, 1280, 1280), layers_per_block=2,
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D",
+                          "CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D",
+                        "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=768, attention_head_dim=8, norm_num_groups=32,
+    ).eval()
+    pipe = StableDiffusionPipeline(
+        vae=_vae(512), text_encoder=_clip_text(768, 12, 12, 3072),
+        tokenizer=_clip_tokenizer(os.path.join(out, ".tok")),
+        unet=unet, scheduler=_scheduler(), safety_checker=None,
+        feature_extractor=None, image_encoder=None,
+        requires_safety_checker=False)
+    pipe.save_pretrained(path, safe_serialization=True)
+    return path
+
+
+def build_sdxl(out):
+    """SDXL layout: UNet 2.6 B params (the base-1.0 unet/config.json), full
+    VAE, CLIP ViT-L + OpenCLIP bigG text encoders."""
+    import torch
+    from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel
+
+    path = os.path.join(out, "sdxl-random")
+    if os.path.exists(os.path.join(path, "model_index.json")):
+        return path
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        sample_size=128, in_channels=4, out_channels=4,
+        block_out_channels=(320, 640, 1280), layers_per_block=2,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        transformer_layers_per_block=(1, 2, 10), attention_head_dim=(5, 10, 20),
+        use_linear_projection=True, cross_attention_dim=2048,
+        addition_embed_type="text_time", addition_time_embed_dim=256,
+        projection_class_embeddings_input_dim=2816, norm_num_groups=32,
+    ).eval()
+    tok = _clip_tokenizer(os.path.join(out, ".tok"))
+    pipe = StableDiffusionXLPipeline(
+        vae=_vae(1024),
+        text_encoder=_clip_text(768, 12, 12, 3072),
+        text_encoder_2=_clip_text(1280, 32, 20, 5120, projection_dim=1280,
+                                  with_projection=True),
+        tokenizer=tok, tokenizer_2=tok, unet=unet, scheduler=_scheduler(),
+        force_zeros_for_empty_prompt=True)
+    pipe.save_pretrained(path, safe_serialization=True)
+    return path
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "work"))
+    ap.add_argument("--family", default="sd15", choices=["sd15", "sdxl"])
+    args = ap.parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+    build = {"sd15": build_sd15, "sdxl": build_sdxl}[args.family]
+    print(build(args.out))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

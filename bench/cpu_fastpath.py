@@ -1,0 +1,175 @@
+"""Benchmark 5: the CPU fast path (optimize = "bf16") vs plain diffusers.
+
+On a full-size SD1.5-layout pipeline with random weights (bench/build_models.py)
+this measures, side by side in one run and repeated (min of the repeats):
+- the matmul peak of this machine in bf16 and float32 (2048^3 GEMM);
+- one UNet step with CFG (batch 2) at --size for: fp32 (plain diffusers),
+  bf16 autocast, the package's "bf16" mode (bf16 weights, fp32 interface),
+  "bf16" + channels_last, and optionally "bf16-compile";
+- the share of the bf16 matmul peak each reaches (FLOPs counted by
+  torch.utils.flop_counter on the same call);
+- the drift of the package's "bf16" mode from fp32 on the full pipeline
+  (same seed, --drift-steps steps, decoded pixels and latents), and whether
+  two identical bf16 calls give identical pixels.
+
+    python bench/cpu_fastpath.py --model bench/work/sd15-random --size 512 --json out.json
+"""
+
+import argparse
+import copy
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "inst", "python"))
+
+
+def matmul_gflops(dtype, n=2048, reps=3):
+    import torch
+    a = torch.randn(n, n).to(dtype)
+    b = torch.randn(n, n).to(dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n ** 3 / best / 1e9
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default=os.path.join(os.path.dirname(__file__), "work", "sd15-random"))
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=int(os.environ.get("BENCH_THREADS", os.cpu_count() or 1)))
+    ap.add_argument("--compile", action="store_true", help="also time bf16-compile (slow to compile)")
+    ap.add_argument("--drift-size", type=int, default=512)
+    ap.add_argument("--drift-steps", type=int, default=2)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args(argv)
+
+    import numpy as np
+    import torch
+    from diffusers import StableDiffusionPipeline
+    from torch.utils.flop_counter import FlopCounterMode
+    from rdiffusers_py import optimize as opt
+
+    torch.set_num_threads(args.threads)
+    out = {"size": args.size, "threads": args.threads, "reps": args.reps,
+           "cpu_native_bf16": opt.cpu_has_native_bf16()}
+
+    pipe = StableDiffusionPipeline.from_pretrained(args.model, safety_checker=None,
+                                                   requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    unet32 = pipe.unet
+    out["unet_params_M"] = round(sum(p.numel() for p in unet32.parameters()) / 1e6, 1)
+
+    g = torch.Generator().manual_seed(0)
+    h = args.size // 8
+    x = torch.randn(2, 4, h, h, generator=g)
+    ehs = torch.randn(2, 77, 768, generator=g)
+    t = torch.tensor(500)
+
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        unet32(x, t, ehs)
+    flops = fc.get_total_flops()
+    out["unet_step_gflop"] = round(flops / 1e9, 1)
+
+    unet_bf = copy.deepcopy(unet32)
+    opt._run_in(unet_bf, torch.bfloat16)
+    unet_bf_cl = copy.deepcopy(unet_bf)
+    unet_bf_cl.to(memory_format=torch.channels_last)
+
+    def step(u, autocast=False, cl=False):
+        xx = x.contiguous(memory_format=torch.channels_last) if cl else x
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            return u(xx, t, ehs).sample.float()
+
+    variants = {
+        "fp32 (diffusers default)": lambda: step(unet32),
+        "bf16 autocast": lambda: step(unet32, autocast=True),
+        "bf16 (package)": lambda: step(unet_bf),
+        "bf16 + channels_last": lambda: step(unet_bf_cl, cl=True),
+    }
+    compile_s = None
+    if args.compile:
+        import torch._inductor.config as ic
+        ic.freezing = True
+        unet_c = torch.compile(copy.deepcopy(unet_bf_cl), dynamic=False)
+        t0 = time.perf_counter()
+        step(unet_c, cl=True)
+        compile_s = time.perf_counter() - t0
+        variants["bf16 + channels_last + compile"] = lambda: step(unet_c, cl=True)
+    out["compile_seconds"] = compile_s
+
+    times = {k: [] for k in variants}
+    peaks = {"bf16": [], "fp32": []}
+    outputs = {}
+    for k, f in variants.items():  # warm-up (oneDNN primitive caches)
+        outputs[k] = f()
+    for r in range(args.reps):
+        peaks["bf16"].append(matmul_gflops(torch.bfloat16))
+        peaks["fp32"].append(matmul_gflops(torch.float32))
+        for k, f in variants.items():
+            t0 = time.perf_counter()
+            f()
+            times[k].append(time.perf_counter() - t0)
+        print("rep", r, {k: round(v[-1], 2) for k, v in times.items()}, flush=True)
+    bf16_peak = max(peaks["bf16"])
+    fp32_peak = max(peaks["fp32"])
+    out["matmul_peak_gflops"] = {"bf16": round(bf16_peak, 1), "fp32": round(fp32_peak, 1)}
+    ref = outputs["fp32 (diffusers default)"]
+    rows = []
+    base = min(times["fp32 (diffusers default)"])
+    for k, ts in times.items():
+        best = min(ts)
+        gf = flops / best / 1e9
+        rows.append({"variant": k, "s_per_step": round(best, 3),
+                     "median_s": round(float(np.median(ts)), 3),
+                     "speedup_vs_fp32": round(base / best, 2),
+                     "gflops": round(gf, 1),
+                     "pct_bf16_peak": round(100 * gf / bf16_peak, 1),
+                     "pct_fp32_peak": round(100 * gf / fp32_peak, 1),
+                     "unet_out_max_abs_diff": float((outputs[k] - ref).abs().max())})
+    out["unet_step"] = rows
+    out["unet_out_std"] = float(ref.std())
+    del unet_bf, unet_bf_cl, variants, outputs
+    if args.compile:
+        del unet_c
+
+    # Drift on the full pipeline: plain diffusers fp32 vs the package's mode.
+    kw = dict(prompt="a lighthouse on a cliff at dawn", negative_prompt="blurry",
+              num_inference_steps=args.drift_steps, guidance_scale=7.5,
+              width=args.drift_size, height=args.drift_size)
+
+    def gen(output_type):
+        return pipe(generator=torch.Generator("cpu").manual_seed(42),
+                    output_type=output_type, **kw).images
+
+    with torch.no_grad():
+        lat32 = gen("latent").float()
+        px32 = np.asarray(gen("pil")[0], dtype=np.int16)
+        applied = opt.apply(pipe, "cpu", "float32", "bf16")
+        latbf = gen("latent").float()
+        px_a = np.asarray(gen("pil")[0], dtype=np.int16)
+        px_b = np.asarray(gen("pil")[0], dtype=np.int16)
+    d = np.abs(px_a - px32)
+    out["drift"] = {
+        "mode": applied, "size": args.drift_size, "steps": args.drift_steps,
+        "latent_max_abs": float((latbf - lat32).abs().max()),
+        "latent_std": float(lat32.std()),
+        "pixel_max_abs_0_255": int(d.max()),
+        "pixel_mean_abs_0_255": round(float(d.mean()), 3),
+        "pixel_share_changed_gt_2": round(float((d > 2).mean()), 4),
+        "bf16_twice_identical": bool(np.array_equal(px_a, px_b)),
+    }
+    print(json.dumps(out, indent=1))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""optimize.resolve() / apply(): the fast-path modes.
+
+apply() is exercised on the tiny SD1.5/SDXL/SD3 pipelines: a mode must keep
+determinism (same seed twice -> identical pixels), drift little from "none",
+and leave the pipeline's float32 interface (latents, scheduler) untouched.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from rdiffusers_py import optimize as opt
+from rdiffusers_py.errors import InputError
+
+
+# --- resolve ------------------------------------------------------------------
+
+def test_auto_on_cpu_follows_native_bf16(monkeypatch):
+    monkeypatch.setattr(opt, "cpu_has_native_bf16", lambda: True)
+    assert opt.resolve("auto", "cpu", "float32") == "bf16"
+    assert opt.resolve(None, "cpu", "float32") == "bf16"
+    monkeypatch.setattr(opt, "cpu_has_native_bf16", lambda: False)
+    assert opt.resolve("auto", "cpu", "float32") == "none"
+
+
+def test_auto_keeps_a_half_dtype_the_user_chose(monkeypatch):
+    monkeypatch.setattr(opt, "cpu_has_native_bf16", lambda: True)
+    assert opt.resolve("auto", "cpu", "bfloat16") == "none"
+    assert opt.resolve("bf16", "cpu", "bfloat16") == "none"
+    assert opt.resolve("auto", "cuda", "float16") == "channels_last"
+    assert opt.resolve("auto", "cuda:1", "bfloat16") == "channels_last"
+
+
+def test_auto_on_gpus(monkeypatch):
+    monkeypatch.setattr(opt, "_cuda_bf16", lambda device: True)
+    assert opt.resolve("auto", "cuda", "float32") == "bf16"
+    monkeypatch.setattr(opt, "_cuda_bf16", lambda device: False)
+    assert opt.resolve("auto", "cuda", "float32") == "fp16"
+    assert opt.resolve("auto", "mps", "float32") == "none"
+
+
+def test_explicit_modes_and_aliases():
+    for m in opt.MODES:
+        if m != "fp16":
+            assert opt.resolve(m, "cpu", "float32") == m
+    assert opt.resolve("NONE", "cpu", "float32") == "none"
+    assert opt.resolve(False, "cpu", "float32") == "none"
+    assert opt.resolve("bfloat16", "cpu", "float32") == "bf16"
+    assert opt.resolve("fp16", "cuda", "float32") == "fp16"
+    # resolve() of a concrete mode is the mode itself, so the value written
+    # to metadata rebuilds the same settings.
+    for m in opt.MODES:
+        if m != "fp16":
+            assert opt.resolve(opt.resolve(m, "cpu", "float32"), "cpu", "float32") == m
+
+
+def test_bad_modes_are_input_errors():
+    with pytest.raises(InputError, match="optimize must be"):
+        opt.resolve("turbo", "cpu", "float32")
+    with pytest.raises(InputError, match="needs a GPU"):
+        opt.resolve("fp16", "cpu", "float32")
+
+
+# --- apply ----------------------------------------------------------------------
+
+def _load(api, cache_dir, name="tiny"):
+    from diffusers import DiffusionPipeline
+    pipe = DiffusionPipeline.from_pretrained(api.tiny_model(name, cache_dir))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _run(pipe, seed=3, **kw):
+    args = dict(prompt="a red cat", num_inference_steps=2, width=64, height=64,
+                guidance_scale=7.5, output_type="np")
+    args.update(kw)
+    with torch.no_grad():
+        return pipe(generator=torch.Generator("cpu").manual_seed(seed), **args).images[0]
+
+
+@pytest.mark.parametrize("name", ["tiny", "tiny-sdxl", "tiny-sd3"])
+def test_bf16_is_deterministic_and_close_to_none(api, cache_dir, name):
+    pipe = _load(api, cache_dir, name)
+    ref = _run(pipe)
+    assert opt.apply(pipe, "cpu", "float32", "none") == "none"
+    assert np.array_equal(_run(pipe), ref)
+
+    assert opt.apply(pipe, "cpu", "float32", "bf16") == "bf16"
+    denoiser = opt._denoiser(pipe)
+    assert next(denoiser.parameters()).dtype == torch.bfloat16
+    assert next(pipe.vae.decoder.parameters()).dtype == torch.bfloat16
+    a = _run(pipe)
+    b = _run(pipe)
+    assert np.array_equal(a, b)                    # deterministic
+    assert not np.array_equal(a, ref)              # bf16 really ran
+    # Random tiny models amplify rounding far more than trained ones; these
+    # bounds still catch a broken cast (which gives noise or NaN).
+    assert np.abs(a - ref).mean() < 0.01
+    assert np.abs(a - ref).max() < 0.1
+    assert _run(pipe, seed=4).tobytes() != a.tobytes()
+
+
+def test_bf16_keeps_float32_latents_and_is_idempotent(api, cache_dir):
+    pipe = _load(api, cache_dir)
+    opt.apply(pipe, "cpu", "float32", "bf16")
+    opt.apply(pipe, "cpu", "float32", "bf16")      # no double hooks
+    assert len(pipe.unet._forward_pre_hooks) == 1
+    with torch.no_grad():
+        lat = pipe("a red cat", num_inference_steps=2, width=64, height=64,
+                   generator=torch.Generator("cpu").manual_seed(1), output_type="latent").images
+    assert lat.dtype == torch.float32
+
+
+def test_bf16_survives_task_switch(api, cache_dir):
+    from diffusers import AutoPipelineForImage2Image
+    pipe = _load(api, cache_dir)
+    opt.apply(pipe, "cpu", "float32", "bf16")
+    i2i = AutoPipelineForImage2Image.from_pipe(pipe)
+    init = np.full((64, 64, 3), 0.5, dtype=np.float32)
+    from PIL import Image
+    img = Image.fromarray((init * 255).astype("uint8"))
+    a = _run(i2i, image=img, strength=0.6, width=None, height=None)
+    b = _run(i2i, image=img, strength=0.6, width=None, height=None)
+    assert np.array_equal(a, b)
+
+
+def test_channels_last_changes_memory_format_only(api, cache_dir):
+    pipe = _load(api, cache_dir)
+    ref = _run(pipe)
+    assert opt.apply(pipe, "cpu", "float32", "channels_last") == "channels_last"
+    assert pipe.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    assert next(pipe.unet.parameters()).dtype == torch.float32
+    out = _run(pipe)
+    assert np.array_equal(out, _run(pipe))
+    assert np.abs(out - ref).max() < 1e-3
