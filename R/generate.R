@@ -156,6 +156,8 @@ sd_run <- function(task, prompt, negative_prompt = NULL, model = sd_default_mode
   p <- progress_begin(n_images, steps %||% NA_integer_, progress, call = call)
   on.exit(progress_end(p), add = TRUE)
 
+  # Same default as sd_load_model(), so both find the same cached pipeline.
+  load_args$optimize <- load_args$optimize %||% getOption("rdiffusers.optimize", "auto")
   clip_skip <- load_args$clip_skip
   load_args$clip_skip <- NULL
   args <- c(

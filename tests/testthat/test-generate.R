@@ -156,7 +156,7 @@ test_that("unknown model and scheduler are classed errors; the session stays usa
   gen <- function(...) sd_generate(..., width = 64, height = 64, steps = 2, progress = FALSE)
   expect_error(gen("a cat", model = "no-such-model"), class = "rdiffusers_error_model")
   expect_error(gen("a cat", scheduler = "Eulr a"), class = "rdiffusers_error_input")
-  expect_error(gen("a cat", steps = 1.5), class = "rdiffusers_error_input")
+  expect_error(sd_generate("a cat", steps = 1.5), class = "rdiffusers_error_input")
   ok <- gen("a cat", seed = 3)
   expect_true(file.exists(ok$path))
 })

@@ -1,0 +1,58 @@
+test_that("sd_image objects hold a path and typed metadata", {
+  path <- withr::local_tempfile(fileext = ".png")
+  png::writePNG(array(0.5, c(8, 8, 3)), path)
+  img <- new_sd_image(path, list(prompt = "a cat", seed = 42, width = 8L, height = 8L,
+                                 model = "tiny"))
+  expect_s3_class(img, "sd_image")
+  expect_true(is_sd_image(img))
+  expect_equal(img$meta$seed, 42)
+  expect_match(format(img), "\"a cat\" \\| 8x8 \\| seed 42 \\| tiny")
+  expect_output(out <- print(img), "sd_image")
+  expect_identical(out, img)
+})
+
+test_that("sd_image validation rejects bad input with classed errors", {
+  path <- withr::local_tempfile(fileext = ".png")
+  png::writePNG(array(0.5, c(8, 8, 3)), path)
+  expect_error(new_sd_image(c(path, path)), class = "rdiffusers_error_input")
+  expect_error(new_sd_image(NA_character_), class = "rdiffusers_error_input")
+  expect_error(new_sd_image(file.path(tempdir(), "nope.png")), class = "rdiffusers_error_file")
+  expect_error(new_sd_image(path, list(1)), class = "rdiffusers_error_input")
+  expect_error(new_sd_images(list(1)), class = "rdiffusers_error_input")
+})
+
+test_that("sd_images subset, combine and print one line per image", {
+  dir <- withr::local_tempdir()
+  make <- function(i, seed) {
+    path <- file.path(dir, paste0("img", i, ".png"))
+    png::writePNG(array(i / 10, c(8, 8, 3)), path)
+    new_sd_image(path, list(prompt = paste("prompt", i), seed = seed, width = 8L,
+                            height = 8L, model = "tiny"))
+  }
+  a <- make(1, 1)
+  b <- make(2, "18446744073709551615")
+  c3 <- make(3, 3)
+  imgs <- c(a, b)
+  expect_s3_class(imgs, "sd_images")
+  expect_length(imgs, 2)
+  expect_identical(imgs[[2]], b)
+  sub <- imgs[2]
+  expect_s3_class(sub, "sd_images")
+  expect_length(sub, 1)
+  all3 <- c(imgs, c3)
+  expect_length(all3, 3)
+  expect_identical(all3[[3]], c3)
+  lines <- format(all3)
+  expect_length(lines, 4)
+  expect_match(lines[1], "3 images")
+  expect_match(lines[3], "seed 18446744073709551615", fixed = TRUE)
+  expect_error(c(a, 1), class = "rdiffusers_error_input")
+})
+
+test_that("long prompts are truncated in print", {
+  path <- withr::local_tempfile(fileext = ".png")
+  png::writePNG(array(0.5, c(8, 8, 3)), path)
+  img <- new_sd_image(path, list(prompt = strrep("word ", 100), seed = 1, model = "tiny"))
+  expect_lt(nchar(format(img)), 200)
+  expect_match(format(img), "...", fixed = TRUE)
+})

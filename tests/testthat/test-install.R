@@ -1,0 +1,55 @@
+test_that("arguments are checked before anything is touched", {
+  expect_error(sd_install(envname = ""), class = "rdiffusers_error_input")
+  expect_error(sd_install(fresh = NA), class = "rdiffusers_error_input")
+  expect_error(sd_install(quiet = "yes"), class = "rdiffusers_error_input")
+  expect_error(sd_install(torch_index = 1), class = "rdiffusers_error_input")
+  expect_error(sd_install("x", 1), class = "rdiffusers_error_input")
+})
+
+test_that("fresh = TRUE never deletes an environment sd_install() did not create", {
+  root <- withr::local_tempdir()
+  withr::local_envvar(WORKON_HOME = root, RETICULATE_VIRTUALENV_ROOT = root)
+  dir <- file.path(root, "someone-elses")
+  dir.create(file.path(dir, "bin"), recursive = TRUE)
+  file.create(file.path(dir, "bin", "python"))
+  expect_equal(venv_dir("someone-elses"), normalizePath(dir, mustWork = FALSE))
+  expect_false(is_our_venv(dir))
+  expect_error(
+    sd_install("someone-elses", fresh = TRUE, quiet = TRUE),
+    class = "rdiffusers_error_install"
+  )
+  expect_true(file.exists(file.path(dir, "bin", "python")))
+})
+
+test_that("fresh = TRUE deletes an environment carrying the marker", {
+  root <- withr::local_tempdir()
+  withr::local_envvar(WORKON_HOME = root, RETICULATE_VIRTUALENV_ROOT = root)
+  dir <- file.path(root, "ours")
+  dir.create(file.path(dir, "bin"), recursive = TRUE)
+  file.create(file.path(dir, "bin", "python"))
+  write_marker(dir)
+  expect_true(is_our_venv(dir))
+  expect_match(readLines(marker_file(dir))[1], "sd_install")
+  # It is deleted before the new one is made; the nonexistent Python then
+  # stops the install, so nothing is downloaded.
+  expect_error(
+    sd_install("ours", fresh = TRUE, quiet = TRUE, python = file.path(root, "no-python")),
+    class = "rdiffusers_error_python"
+  )
+  expect_false(dir.exists(dir))
+})
+
+test_that("a real install creates a marked env with the pinned stack", {
+  skip_if_not(identical(Sys.getenv("RDIFFUSERS_TEST_INSTALL"), "true"),
+              "set RDIFFUSERS_TEST_INSTALL=true to run a real install")
+  root <- withr::local_tempdir()
+  withr::local_envvar(WORKON_HOME = root, RETICULATE_VIRTUALENV_ROOT = root)
+  python <- sd_install("r-rdiffusers-test", quiet = TRUE,
+                       torch_index = NULL)
+  expect_true(file.exists(python))
+  expect_true(is_our_venv(file.path(root, "r-rdiffusers-test")))
+  pins <- requirements()
+  freeze <- system2(python, c("-m", "pip", "freeze"), stdout = TRUE)
+  diffusers_pin <- grep("^diffusers==", pins, value = TRUE)
+  expect_true(diffusers_pin %in% freeze)
+})

@@ -1,0 +1,60 @@
+test_that("default model and cache dir follow options", {
+  withr::local_options(rdiffusers.model = NULL, rdiffusers.cache_dir = NULL)
+  expect_equal(sd_default_model(), "tiny")
+  expect_equal(sd_cache_dir(), tools::R_user_dir("rdiffusers", "cache"))
+  withr::local_options(rdiffusers.model = "sd15", rdiffusers.cache_dir = "/x/y")
+  expect_equal(sd_default_model(), "sd15")
+  expect_equal(sd_cache_dir(), "/x/y")
+})
+
+test_that("load options are checked in R", {
+  expect_error(sd_load_model("tiny", device = "gpu"), class = "rdiffusers_error_input")
+  expect_error(sd_load_model("tiny", dtype = "float64"), class = "rdiffusers_error_input")
+  expect_error(sd_load_model("tiny", revision = NA_character_), class = "rdiffusers_error_input")
+  expect_error(sd_load_model(c("a", "b")), class = "rdiffusers_error_input")
+  expect_error(sd_free(3), class = "rdiffusers_error_input")
+})
+
+test_that("presets and schedulers come from the helper", {
+  skip_if_no_python()
+  p <- sd_presets()
+  expect_s3_class(p, "data.frame")
+  expect_true(all(c("tiny", "tiny-sdxl", "tiny-sd3") %in% p$name))
+  expect_type(p$steps, "integer")
+  expect_type(p$guidance_scale, "double")
+  s <- sd_schedulers()
+  expect_type(s, "character")
+  expect_true(all(c("Euler a", "EulerAncestralDiscreteScheduler") %in% s))
+})
+
+test_that("a loaded pipeline is cached, reused by sd_generate(), and freed", {
+  skip_if_no_python()
+  sd_free()
+  expect_equal(nrow(sd_pipelines()), 0)
+  pipe <- sd_load_model("tiny")
+  expect_s3_class(pipe, "sd_pipeline")
+  expect_true(pipe$loaded)
+  expect_equal(pipe$family, "sd15")
+  expect_output(print(pipe), "sd_pipeline")
+  expect_equal(sd_pipelines()$model, "tiny")
+
+  # sd_generate() with the same model reuses it: nothing new in the cache,
+  # and loading again reports it was not loaded by that call.
+  img <- sd_generate("a cat", width = 64, height = 64, steps = 2, seed = 1,
+                     output_dir = withr::local_tempdir(), progress = FALSE)
+  expect_equal(nrow(sd_pipelines()), 1)
+  expect_false(sd_load_model("tiny")$loaded)
+
+  expect_equal(sd_free("tiny"), 1L)
+  expect_equal(nrow(sd_pipelines()), 0)
+  expect_true(sd_load_model("tiny")$loaded)
+  expect_equal(sd_free(), 1L)
+})
+
+test_that("an unknown model is a model error and the session stays usable", {
+  skip_if_no_python()
+  expect_error(sd_load_model("no-such-preset"), class = "rdiffusers_error_model")
+  expect_error(sd_load_model(file.path(tempdir(), "no", "such", "dir")),
+               class = "rdiffusers_error_model")
+  expect_s3_class(sd_load_model("tiny"), "sd_pipeline")
+})

@@ -1,0 +1,97 @@
+test_that("helper exceptions map to classed R errors with the Python error as parent", {
+  skip_if_no_python()
+  py_helper()
+  # Importing the helper puts rdiffusers_py on sys.path.
+  expect_true(is.list(py_call("presets")))
+  raise <- function(code) {
+    tryCatch(reticulate::py_run_string(code), error = identity)
+  }
+  cases <- list(
+    c("from rdiffusers_py.errors import InputError\nraise InputError('steps must be >= 1')",
+      "rdiffusers_error_input"),
+    c("from rdiffusers_py.errors import ModelError\nraise ModelError('no such model')",
+      "rdiffusers_error_model"),
+    c("from rdiffusers_py.errors import LoraError\nraise LoraError('wrong base model')",
+      "rdiffusers_error_lora"),
+    c("raise RuntimeError('size mismatch')", "rdiffusers_error_python")
+  )
+  for (case in cases) {
+    cnd <- raise(case[[1]])
+    err <- tryCatch(abort_from_python(cnd, "generate"), error = identity)
+    expect_s3_class(err, case[[2]])
+    expect_s3_class(err, "rdiffusers_error")
+    expect_identical(err$parent, cnd)
+  }
+  err <- tryCatch(abort_from_python(raise(cases[[1]][[1]]), "generate"), error = identity)
+  expect_equal(rlang::cnd_header(err), "steps must be >= 1")
+})
+
+test_that("py_call() maps an error raised by a helper function", {
+  skip_if_no_python()
+  expect_error(
+    py_call("load_pipeline", model = "no-such-model-anywhere", cache_dir = sd_cache_dir()),
+    class = "rdiffusers_error_model"
+  )
+  # the session stays usable
+  expect_true(is.list(py_call("presets")))
+})
+
+test_that("a Python KeyboardInterrupt becomes an rdiffusers_interrupt", {
+  skip_if_no_python()
+  py_helper()
+  cnd <- tryCatch(reticulate::py_run_string("raise KeyboardInterrupt()"),
+                  error = identity, interrupt = identity)
+  got <- tryCatch(abort_from_python(cnd, "generate"),
+                  rdiffusers_interrupt = identity)
+  expect_s3_class(got, c("rdiffusers_interrupt", "interrupt", "condition"), exact = TRUE)
+})
+
+test_that("an interrupt is signalled with the agreed classes", {
+  got <- tryCatch(signal_sd_interrupt(), interrupt = identity)
+  expect_s3_class(got, c("rdiffusers_interrupt", "interrupt", "condition"), exact = TRUE)
+})
+
+test_that("requirements are read from the pinned file", {
+  reqs <- requirements()
+  expect_true(any(grepl("^torch==", reqs)))
+  expect_true(any(grepl("^diffusers==", reqs)))
+  expect_false(any(grepl("^#", reqs)))
+})
+
+test_that("a missing Python is a classed error that says what was searched and the fix", {
+  skip_if_not_installed("callr")
+  pkg <- normalizePath(testthat::test_path("..", ".."), mustWork = FALSE)
+  res <- callr::r(
+    function(pkg) {
+      if (file.exists(file.path(pkg, "DESCRIPTION"))) {
+        pkgload::load_all(pkg, helpers = FALSE, quiet = TRUE, export_all = FALSE)
+      } else {
+        library(rdiffusers)
+      }
+      err <- tryCatch(rdiffusers::sd_generate("a cat", steps = 2), error = identity)
+      cfg <- rdiffusers::sd_config()
+      list(
+        available = rdiffusers::sd_available(),
+        class = class(err),
+        message = conditionMessage(err),
+        usable = cfg$usable,
+        fix = cfg$fix,
+        format = format(cfg),
+        # a valid pure-R call still works afterwards
+        out = rdiffusers::sd_output_dir()
+      )
+    },
+    args = list(pkg = pkg),
+    env = c(callr::rcmd_safe_env(),
+            RDIFFUSERS_PYTHON = "/nonexistent/rdiffusers/python",
+            RETICULATE_PYTHON = "")
+  )
+  expect_false(res$available)
+  expect_true("rdiffusers_error_python" %in% res$class)
+  expect_match(res$message, "RDIFFUSERS_PYTHON=/nonexistent/rdiffusers/python", fixed = TRUE)
+  expect_match(res$message, "sd_install()", fixed = TRUE)
+  expect_false(res$usable)
+  expect_equal(res$fix, "rdiffusers::sd_install()")
+  expect_true(any(grepl("fix:", res$format)))
+  expect_type(res$out, "character")
+})
