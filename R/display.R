@@ -19,6 +19,7 @@ image_file <- function(x, call = caller_env()) {
 }
 
 read_png_array <- function(path, call = caller_env()) {
+  force(path)
   img <- tryCatch(
     png::readPNG(path),
     error = function(e) {

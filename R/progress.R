@@ -83,6 +83,9 @@ progress_start <- function(n_images, steps, show = NULL,
       .auto_close = FALSE,
       .envir = p
     )
+    # Shown at once (not after cli's usual 2 s delay): the model may load
+    # before the first step, and the user should see that work has begun.
+    cli::cli_progress_update(set = 0, id = p$id, force = TRUE, .envir = p)
   }
   if (!identical(p$mode, "none")) {
     p$callback <- function(image_index, step, total) {

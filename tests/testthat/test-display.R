@@ -1,0 +1,138 @@
+# A solid-colour PNG wrapped as an sd_image: display never needs Python.
+local_png_image <- function(col = c(1, 0, 0), width = 12L, height = 8L,
+                            seed = 1, .env = parent.frame()) {
+  path <- withr::local_tempfile(fileext = ".png", .local_envir = .env)
+  a <- array(rep(col, each = width * height), c(height, width, 3))
+  # A gradient in green so rows and columns are distinguishable.
+  a[, , 2] <- outer(seq_len(height) / height, seq_len(width) / width) * 0.5
+  png::writePNG(a, path)
+  structure(list(path = path, meta = list(seed = seed)), class = "sd_image")
+}
+
+# Plots into a png device and returns its pixels (H x W x channels).
+plot_pixels <- function(x, ..., width = 200, height = 150) {
+  path <- withr::local_tempfile(fileext = ".png")
+  grDevices::png(path, width = width, height = height, bg = "white")
+  plot(x, ...)
+  grDevices::dev.off()
+  png::readPNG(path)
+}
+
+# Share of pixels close to a colour.
+colour_share <- function(px, col, tol = 0.15) {
+  near <- abs(px[, , 1] - col[[1]]) < tol & abs(px[, , 3] - col[[3]]) < tol
+  mean(near)
+}
+
+test_that("as.array() gives H x W x 3 values equal to the PNG's", {
+  img <- local_png_image(width = 12L, height = 8L)
+  a <- as.array(img)
+  expect_identical(dim(a), c(8L, 12L, 3L))
+  expect_equal(a, png::readPNG(img$path))
+})
+
+test_that("as.raster() gives a height x width raster of the PNG's colours", {
+  img <- local_png_image(width = 12L, height = 8L)
+  r <- as.raster(img)
+  expect_s3_class(r, "raster")
+  expect_identical(dim(r), c(8L, 12L))
+  a <- png::readPNG(img$path)
+  expect_identical(as.vector(r), as.vector(grDevices::as.raster(a)))
+  # Top-left pixel: red, almost no green.
+  expect_identical(toupper(as.matrix(r)[1, 1]), grDevices::rgb(a[1, 1, 1], a[1, 1, 2], a[1, 1, 3]))
+})
+
+test_that("images with alpha or grey channels still come back as RGB", {
+  path <- withr::local_tempfile(fileext = ".png")
+  png::writePNG(array(0.5, c(4, 5, 4)), path)
+  img <- structure(list(path = path, meta = list()), class = "sd_image")
+  expect_identical(dim(as.array(img)), c(4L, 5L, 3L))
+  png::writePNG(matrix(0.25, 4, 5), path)
+  expect_identical(dim(as.array(img)), c(4L, 5L, 3L))
+})
+
+test_that("a missing image file is a file error", {
+  img <- structure(list(path = tempfile(fileext = ".png"), meta = list()), class = "sd_image")
+  expect_error(as.array(img), class = "rdiffusers_error_file")
+  expect_error(plot(img), class = "rdiffusers_error_file")
+})
+
+test_that("plot() draws the image's pixels on the current device", {
+  img <- local_png_image(col = c(1, 0, 0))
+  px <- plot_pixels(img)
+  # The image fills a good part of the device, the rest stays white.
+  expect_gt(colour_share(px, c(1, 0, 0)), 0.3)
+  expect_gt(colour_share(px, c(1, 1, 1), tol = 0.01), 0.05)
+  grDevices::png(withr::local_tempfile(fileext = ".png"))
+  expect_invisible(plot(img))
+  grDevices::dev.off()
+})
+
+test_that("plot() of several images draws a grid with every image", {
+  red <- local_png_image(col = c(1, 0, 0), seed = 1)
+  blue <- local_png_image(col = c(0, 0, 1), seed = 2)
+  imgs <- structure(list(red, blue), class = "sd_images")
+  px <- plot_pixels(imgs, width = 300, height = 150)
+  expect_gt(colour_share(px, c(1, 0, 0)), 0.1)
+  expect_gt(colour_share(px, c(0, 0, 1)), 0.1)
+  # ncol = 1 stacks them: red above blue.
+  px <- plot_pixels(imgs, ncol = 1, labels = FALSE, width = 150, height = 300)
+  top <- px[1:140, , ]
+  bottom <- px[161:300, , ]
+  expect_gt(colour_share(top, c(1, 0, 0)), colour_share(top, c(0, 0, 1)))
+  expect_gt(colour_share(bottom, c(0, 0, 1)), colour_share(bottom, c(1, 0, 0)))
+})
+
+test_that("plot() of several images checks its arguments", {
+  red <- local_png_image()
+  imgs <- structure(list(red, red), class = "sd_images")
+  expect_error(plot(imgs, labels = "one"), class = "rdiffusers_error_input")
+  expect_error(plot(imgs, ncol = 0), class = "rdiffusers_error_input")
+  expect_error(plot(structure(list(), class = "sd_images")), class = "rdiffusers_error_input")
+})
+
+test_that("as_magick() reads the PNG files", {
+  skip_if_not_installed("magick")
+  img <- local_png_image(width = 12L, height = 8L)
+  m <- as_magick(img)
+  expect_s3_class(m, "magick-image")
+  info <- magick::image_info(m)
+  expect_identical(c(info$width, info$height), c(12L, 8L))
+  m2 <- as_magick(structure(list(img, img), class = "sd_images"))
+  expect_identical(length(m2), 2L)
+  expect_error(as_magick("x.png"), class = "rdiffusers_error_input")
+})
+
+test_that("knit_print() includes the image as a figure of the chunk", {
+  skip_if_not_installed("knitr")
+  img <- local_png_image()
+  # Outside a chunk: the image's own path.
+  out <- knit_print.sd_image(img, options = list(fig.path = NULL))
+  expect_s3_class(out, "knit_asis")
+  expect_match(out, basename(img$path), fixed = TRUE)
+
+  # In a chunk: copied next to the document's figures.
+  dir <- withr::local_tempdir()
+  opts <- knitr::opts_chunk$get()
+  opts$label <- "lighthouse"
+  opts$fig.path <- file.path(dir, "figure/")
+  out <- knit_print.sd_images(structure(list(img, img), class = "sd_images"), options = opts)
+  expect_s3_class(out, "knit_asis")
+  copies <- list.files(file.path(dir, "figure"), full.names = TRUE)
+  expect_length(copies, 2)
+  expect_identical(unname(tools::md5sum(copies[[1]])), unname(tools::md5sum(img$path)))
+  for (f in basename(copies)) expect_match(out, f, fixed = TRUE)
+})
+
+test_that("a generated image converts and plots", {
+  skip_if_no_python()
+  out <- withr::local_tempdir()
+  img <- sd_generate("a red square", model = "tiny", seed = 1, steps = 2,
+                     width = 64, height = 64, output_dir = out, progress = FALSE)
+  a <- as.array(img)
+  expect_identical(dim(a), c(64L, 64L, 3L))
+  expect_identical(dim(as.raster(img)), c(64L, 64L))
+  px <- plot_pixels(img, width = 100, height = 100)
+  # The device is not blank: the generated noise shows.
+  expect_gt(stats::sd(px[, , 1]), 0.01)
+})
