@@ -1,0 +1,268 @@
+test_that("rdiffusers metadata round-trips exactly, types included", {
+  src <- local_png()
+  out <- withr::local_tempfile(fileext = ".png")
+  meta <- example_meta()
+  png_write_meta(src, out, meta = meta)
+  expect_identical(as.list(png_read_meta(out)), meta)
+  expect_identical(attr(png_read_meta(out), "tool"), "rdiffusers")
+})
+
+test_that("tricky values survive: numbers as text, NA of each type, 17-digit doubles, 64-bit seeds", {
+  src <- local_png()
+  out <- withr::local_tempfile(fileext = ".png")
+  meta <- list(
+    prompt = "3 cats on a sofa",
+    texts = c("007", "1e5", "TRUE", "NA", "", "a \"quoted\"\n\ttab\\"),
+    int = 7L, dbl = 7, third = 1 / 3, sum = 0.1 + 0.2, tiny = 5e-324,
+    huge = .Machine$double.xmax, neg = -2.5e-17,
+    specials = c(NaN, Inf, -Inf, NA),
+    nas = list(NA, NA_integer_, NA_real_, NA_character_),
+    lgl = c(TRUE, FALSE, NA),
+    null = NULL,
+    empty = list(), empty_named = setNames(list(), character()),
+    chr0 = character(), int0 = integer(),
+    named_vec = c(a = 1L, b = 2L),
+    nested = list(a = list(b = list(c = "deep", d = 1:3)), e = list(1, "x", NULL)),
+    seed = 2^53,
+    seed_big = "18446744073709551615",
+    unicode = c("Georgia O\u2019Keeffe", "\u6c34\u58a8\u753b", "\U0001f431 cat")
+  )
+  png_write_meta(src, out, meta = meta)
+  expect_identical(as.list(png_read_meta(out)), meta)
+})
+
+test_that("the typed chunk is ASCII tEXt; text outside Latin-1 goes to iTXt", {
+  src <- local_png()
+  out <- withr::local_tempfile(fileext = ".png")
+  png_write_meta(src, out, meta = list(prompt = "\u6c34\u58a8\u753b", steps = 2L))
+  raw <- png_read_meta(out, format = "raw")
+  expect_true(all(utf8ToInt(raw$rdiffusers) < 128))
+  expect_identical(raw$Description, "\u6c34\u58a8\u753b")
+  expect_true("iTXt" %in% chunk_types(out))
+  expect_identical(png_read_meta(out)$prompt, "\u6c34\u58a8\u753b")
+})
+
+test_that("the pixels are copied byte for byte", {
+  src <- local_png(16, 12)
+  out <- withr::local_tempfile(fileext = ".png")
+  png_write_meta(src, out, meta = example_meta())
+  expect_identical(chunk_bytes(out, c("IHDR", "IDAT", "IEND")),
+                   chunk_bytes(src, c("IHDR", "IDAT", "IEND")))
+  expect_identical(png::readPNG(out), png::readPNG(src))
+  # Rewriting replaces the text chunks instead of piling them up.
+  out2 <- withr::local_tempfile(fileext = ".png")
+  png_write_meta(out, out2, meta = list(prompt = "new", steps = 1L))
+  expect_identical(as.list(png_read_meta(out2)), list(prompt = "new", steps = 1L))
+  expect_identical(sum(chunk_types(out2) == "tEXt"), sum(chunk_types(out2) == "tEXt"))
+  expect_false(any(grepl("watercolour", png_read_meta(out2, format = "raw"))))
+})
+
+test_that("existing files are not replaced unless overwrite = TRUE", {
+  src <- local_png()
+  out <- withr::local_tempfile(fileext = ".png")
+  png_write_meta(src, out, meta = list(prompt = "first"))
+  before <- readBin(out, "raw", file.size(out))
+  expect_error(png_write_meta(src, out, meta = list(prompt = "second")),
+               class = "rdiffusers_error_file")
+  expect_identical(readBin(out, "raw", file.size(out)), before)
+  expect_invisible(png_write_meta(src, out, meta = list(prompt = "second"), overwrite = TRUE))
+  expect_identical(png_read_meta(out)$prompt, "second")
+  # No temporary files left beside it.
+  expect_identical(list.files(dirname(out), pattern = "^\\.rdiffusers-write-", all.files = TRUE),
+                   character())
+})
+
+test_that("invalid metadata names are refused with a classed error and nothing is written", {
+  src <- local_png()
+  out <- withr::local_tempfile(fileext = ".png")
+  expect_error(png_write_meta(src, out, meta = list(` bad` = 1)), class = "rdiffusers_error_input")
+  expect_error(png_write_meta(src, out, meta = list(`a  b` = 1)), class = "rdiffusers_error_input")
+  expect_error(png_write_meta(src, out, meta = setNames(list(1), strrep("k", 80))),
+               class = "rdiffusers_error_input")
+  expect_error(png_write_meta(src, out, meta = setNames(list(1), "\u6c34")), class = "rdiffusers_error_input")
+  expect_error(png_write_meta(src, out, meta = list(1, 2)), class = "rdiffusers_error_input")
+  expect_error(png_write_meta(src, out, meta = list(f = mean)), class = "rdiffusers_error_input")
+  expect_false(file.exists(out))
+  expect_snapshot(png_write_meta(src, out, meta = list(`trailing ` = 1)), error = TRUE)
+})
+
+test_that("an sd_image is written with its own metadata by default", {
+  src <- local_png()
+  img <- structure(list(path = src, meta = list(prompt = "from the object", seed = 3)),
+                   class = "sd_image")
+  out <- withr::local_tempfile(fileext = ".png")
+  expect_identical(png_write_meta(img, out), out)
+  expect_identical(as.list(png_read_meta(out)), img$meta)
+})
+
+test_that("a PNG path without meta keeps its own text chunks unchanged", {
+  src <- fixture("other-tools", "AUTOMATIC1111", "automatic1111_cropped.png")
+  out <- withr::local_tempfile(fileext = ".png")
+  png_write_meta(src, out)
+  expect_identical(png_read_meta(out, format = "raw"), png_read_meta(src, format = "raw"))
+  expect_identical(png::readPNG(out), png::readPNG(src))
+})
+
+test_that("generated PNGs carry A1111 parameters and plain chunks, never a plain `prompt`", {
+  src <- local_png()
+  out <- withr::local_tempfile(fileext = ".png")
+  png_write_meta(src, out, meta = example_meta())
+  raw <- png_read_meta(out, format = "raw")
+  expect_false("prompt" %in% names(raw))
+  expect_identical(raw$Description, example_meta()$prompt)
+  expect_identical(raw$seed, "4294967297")
+  expect_identical(raw$guidance_scale, "7.5")
+  expect_match(raw$Software, "^rdiffusers ")
+  a1111 <- png_read_meta(out, format = "a1111")
+  expect_identical(a1111$seed, 4294967297)
+  expect_identical(a1111$steps, 2L)
+  # Without the typed chunk, the plain chunks alone still give typed values.
+  plain <- png_read_meta(out, format = "text")
+  expect_identical(plain$prompt, example_meta()$prompt)
+  expect_identical(plain$steps, 2L)
+  expect_identical(plain$guidance_scale, 7.5)
+})
+
+test_that("hand-written PNGs (Pillow PngInfo, one string per key) come back typed where unambiguous", {
+  meta <- png_read_meta(fixture("hand-written", "pillow_pnginfo.png"))
+  expect_identical(attr(meta, "tool"), "unknown")
+  expect_identical(meta$prompt, "3 cats on a sofa")
+  expect_identical(meta$negative_prompt, "blurry, 1e5")
+  expect_identical(meta$steps, 20L)
+  expect_identical(meta$guidance_scale, 7.5)
+  expect_identical(meta$seed, 3293022630)
+  expect_identical(meta$width, 512L)
+  expect_identical(meta$model, "runwayml/stable-diffusion-v1-5")
+  expect_identical(meta$safety, TRUE)
+  expect_identical(meta$code, "007")
+  expect_identical(meta$exp, "1e5")
+  expect_identical(meta$missing, "NA")
+  expect_identical(meta$ratio, -0.25)
+  expect_identical(meta$title_cn, "\u6c34\u58a8\u753b")
+
+  meta <- png_read_meta(fixture("hand-written", "pillow_compressed.png"))
+  expect_identical(meta$prompt, "Georgia O\u2019Keeffe, flowers")
+  expect_identical(meta$steps, 30L)
+  expect_identical(meta$seed, "18446744073709551615")
+  expect_identical(meta$guidance_scale, 8)
+})
+
+test_that("PNGs written with Pillow in this session are read, and Pillow reads ours", {
+  skip_if_no_python()
+  Image <- reticulate::import("PIL.Image")
+  PngImagePlugin <- reticulate::import("PIL.PngImagePlugin")
+  im <- Image$new("RGB", reticulate::tuple(8L, 8L))
+  info <- PngImagePlugin$PngInfo()
+  info$add_text("prompt", "42")
+  info$add_text("num_inference_steps", "25")
+  info$add_text("guidance_scale", "6.5")
+  info$add_text("note", "\u6c34\u58a8\u753b", zip = TRUE)
+  path <- withr::local_tempfile(fileext = ".png")
+  im$save(path, pnginfo = info)
+  meta <- png_read_meta(path)
+  expect_identical(meta$prompt, "42")
+  expect_identical(meta$steps, 25L)
+  expect_identical(meta$guidance_scale, 6.5)
+  expect_identical(meta$note, "\u6c34\u58a8\u753b")
+
+  # A PIL image as input; and Pillow sees our chunks.
+  out <- withr::local_tempfile(fileext = ".png")
+  png_write_meta(im, out, meta = list(prompt = "Georgia O\u2019Keeffe", steps = 2L))
+  info <- Image$open(out)$info
+  expect_identical(reticulate::py_str(info$Description), "Georgia O\u2019Keeffe")
+  expect_identical(info$steps, "2")
+  expect_null(info$prompt)
+  expect_identical(as.list(png_read_meta(out)), list(prompt = "Georgia O\u2019Keeffe", steps = 2L))
+})
+
+test_that("other tools' files are recognised and their settings read", {
+  ot <- function(...) fixture("other-tools", ...)
+  cases <- list(
+    list(ot("AUTOMATIC1111", "automatic1111_cropped.png"), "a1111",
+         list(prompt = "photo of a duck", negative_prompt = "monochrome", seed = 235284042,
+              steps = 15L, guidance_scale = 5, width = 512L, height = 400L, sampler = "UniPC")),
+    list(ot("AUTOMATIC1111", "automatic1111_cropped.jpg"), "a1111",
+         list(prompt = "photo of a duck", seed = 235284042, steps = 15L,
+              model = "realistic_realisticVisionV20_v20")),
+    list(ot("AUTOMATIC1111", "automatic1111_stealth.png"), "a1111",
+         list(prompt = "a circle", negative_prompt = "a square", seed = 2015833630,
+              steps = 20L, clip_skip = 1L)),
+    list(ot("ComfyUI", "img2img_cropped.png"), "comfyui",
+         list(seed = 280823642470253, steps = 20L, guidance_scale = 8,
+              negative_prompt = "watermark, text\n", strength = 0.8700000000000001)),
+    list(ot("ComfyUI", "unclip_2pass_cropped.png"), "comfyui",
+         list(seed = 1106257833005336, steps = 26L, width = 1280L, height = 704L)),
+    list(ot("ComfyUI", "night_evening_day_morning_cropped.png"), "comfyui",
+         list(seed = 335608130539327, steps = 13L, guidance_scale = 8.5)),
+    list(ot("ComfyUI", "noisy_latents_3_subjects_cropped.png"), "comfyui",
+         list(model = "Anything-V3.0.ckpt")),
+    list(ot("Fooocus", "fooocus1_cropped.png"), "fooocus",
+         list(prompt = "a smiling goldfish", seed = "6952411511246973023", steps = 30L,
+              guidance_scale = 4, width = 768L, height = 1280L,
+              model = "juggernautXL_v8Rundiffusion")),
+    list(ot("InvokeAI", "invokeai_imeta1.png"), "invokeai",
+         list(prompt = "digital artwork, oil painting. painterly brushstrokes, holidays,",
+              seed = 3293022630, steps = 35L, guidance_scale = 8, width = 1024L,
+              model = "juggernautXL", scheduler = "euler")),
+    list(ot("InvokeAI", "invokeai_sdmeta1.png"), "invokeai",
+         list(seed = 2980747362, steps = 50L, guidance_scale = 5, width = 512L, height = 768L,
+              negative_prompt = "rendering, glowing eyes, skinny", model = "deliberateForInvoke_v08")),
+    list(ot("InvokeAI", "invokeai_dream1.png"), "invokeai",
+         list(seed = 2980747362, steps = 50L, width = 512L, height = 768L, sampler = "k_lms")),
+    list(ot("NovelAI", "novelai1_cropped.png"), "novelai",
+         list(prompt = "masterpiece, best quality,  cat, space, icon", seed = 2253955223,
+              steps = 50L, guidance_scale = 10, sampler = "k_euler_ancestral"))
+  )
+  for (case in cases) {
+    meta <- png_read_meta(case[[1]])
+    expect_identical(attr(meta, "tool"), case[[2]], info = case[[1]])
+    for (key in names(case[[3]])) {
+      expect_identical(meta[[key]], case[[3]][[key]], info = paste(case[[1]], key))
+    }
+    expect_true(length(attr(meta, "chunks")) > 0, info = case[[1]])
+  }
+})
+
+test_that("SwarmUI parameters are read", {
+  params <- paste0(
+    '{"sui_image_params": {"prompt": "a red fox, snow", "negativeprompt": "blurry", ',
+    '"model": "OfficialStableDiffusion/sd_xl_base_1.0", "seed": 1234567890123, ',
+    '"steps": 30, "cfgscale": 6.5, "width": 1024, "height": 768, "sampler": "euler", ',
+    '"scheduler": "karras", "swarm_version": "0.9.2"}, "sui_extra_data": {"date": "2024-01-01"}}'
+  )
+  src <- local_png()
+  ch <- tiny_png_chunks()
+  path <- write_bytes(png_bytes(ch$ihdr, rdiffusers:::png_text_chunk("parameters", params),
+                                ch$idat, ch$iend))
+  meta <- png_read_meta(path)
+  expect_identical(attr(meta, "tool"), "swarmui")
+  expect_identical(meta$prompt, "a red fox, snow")
+  expect_identical(meta$seed, 1234567890123)
+  expect_identical(meta$guidance_scale, 6.5)
+  expect_identical(meta$height, 768L)
+})
+
+test_that("a corrupt typed chunk falls back to the other chunks with a warning", {
+  ch <- tiny_png_chunks()
+  path <- write_bytes(png_bytes(
+    ch$ihdr,
+    rdiffusers:::png_text_chunk("rdiffusers", '{"format":"rdiffusers","meta":{"t":"nonsense"'),
+    rdiffusers:::png_text_chunk("parameters", "a fox\nSteps: 4, Sampler: Euler, Seed: 9"),
+    ch$idat, ch$iend
+  ))
+  expect_warning(meta <- png_read_meta(path), class = "rdiffusers_warning_metadata")
+  expect_identical(attr(meta, "tool"), "a1111")
+  expect_identical(meta$steps, 4L)
+})
+
+test_that("forcing a format that is absent is a classed error", {
+  expect_error(png_read_meta(local_png(), format = "comfyui"), class = "rdiffusers_error_metadata")
+  expect_error(png_read_meta(local_png(), format = "nope"))
+})
+
+test_that("print() shows the tool and the entries", {
+  src <- local_png()
+  out <- withr::local_tempfile(fileext = ".png")
+  png_write_meta(src, out, meta = list(prompt = "a fox", steps = 2L, loras = list()))
+  expect_snapshot(print(png_read_meta(out)))
+})
