@@ -1,0 +1,88 @@
+test_that("A1111's parser reads back what meta_to_a1111() writes", {
+  meta <- example_meta()
+  text <- meta_to_a1111(meta)
+  ref <- a1111_reference_parse(text)
+  expect_identical(ref[["Prompt"]], paste(meta$prompt, "<lora:watercolour:0.8>"))
+  expect_identical(ref[["Negative prompt"]], meta$negative_prompt)
+  expect_identical(ref[["Steps"]], "2")
+  expect_identical(ref[["Sampler"]], "DDIM")
+  expect_identical(ref[["CFG scale"]], "7.5")
+  expect_identical(ref[["Seed"]], "4294967297")
+  expect_identical(ref[["Size-1"]], "64")
+  expect_identical(ref[["Size-2"]], "64")
+  expect_identical(ref[["Model"]], "tiny")
+  expect_identical(ref[["Clip skip"]], "2")
+  expect_identical(ref[["Lora hashes"]], paste0("watercolour: ", strrep("ab", 6)))
+  expect_match(ref[["Version"]], "^rdiffusers ")
+})
+
+test_that("values with commas, colons and newlines are JSON-quoted and survive A1111's parser", {
+  meta <- list(
+    prompt = "line one, with: colon\n  line two",
+    negative_prompt = "ugly,\nbad",
+    steps = 30L, guidance_scale = 0.1 + 0.2, seed = "18446744073709551615",
+    width = 512L, height = 768L,
+    model = "C:\\models\\sd, v1.5: \"best\"", scheduler = "DPMSolverMultistepScheduler",
+    sampler = "DPM++ 2M", schedule_type = "Karras", strength = 0.75
+  )
+  text <- meta_to_a1111(meta)
+  ref <- a1111_reference_parse(text)
+  expect_identical(ref[["Model"]], meta$model)
+  expect_identical(ref[["Seed"]], meta$seed)
+  expect_identical(as.double(ref[["CFG scale"]]), meta$guidance_scale)
+  expect_identical(ref[["Denoising strength"]], "0.75")
+  expect_identical(ref[["Schedule type"]], "Karras")
+  expect_identical(ref[["Sampler"]], "DPM++ 2M")
+  # A1111 strips each prompt line; that is the format, not a loss we add.
+  expect_identical(ref[["Prompt"]], "line one, with: colon\nline two")
+  expect_identical(ref[["Negative prompt"]], "ugly,\nbad")
+
+  # parse_a1111() agrees with the reference and types the values.
+  parsed <- parse_a1111(text)
+  expect_identical(parsed$model, meta$model)
+  expect_identical(parsed$seed, meta$seed)
+  expect_identical(parsed$steps, 30L)
+  expect_identical(parsed$guidance_scale, meta$guidance_scale)
+  expect_identical(parsed$width, 512L)
+  expect_identical(parsed$height, 768L)
+  expect_identical(parsed$strength, 0.75)
+  expect_identical(parsed$prompt, ref[["Prompt"]])
+})
+
+test_that("parse_a1111() agrees with the reference parser on real A1111 files", {
+  for (file in c("automatic1111_cropped.png", "automatic1111_stealth.png")) {
+    path <- fixture("other-tools", "AUTOMATIC1111", file)
+    text <- attr(png_read_meta(path), "chunks")[["parameters"]]
+    ref <- a1111_reference_parse(text)
+    parsed <- parse_a1111(text)
+    expect_identical(parsed$prompt, ref[["Prompt"]])
+    expect_identical(parsed$negative_prompt, ref[["Negative prompt"]])
+    expect_identical(parsed$steps, as.integer(ref[["Steps"]]))
+    expect_identical(parsed$seed, as.double(ref[["Seed"]]))
+    expect_identical(parsed$guidance_scale, as.double(ref[["CFG scale"]]))
+    expect_identical(parsed$width, as.integer(ref[["Size-1"]]))
+    expect_identical(parsed$model, ref[["Model"]])
+    expect_identical(parsed$clip_skip %||% 0L, as.integer(ref[["Clip skip"]]) - 1L)
+  }
+})
+
+test_that("text without a settings line is all prompt", {
+  parsed <- parse_a1111("just a prompt, nothing else")
+  expect_identical(parsed$prompt, "just a prompt, nothing else")
+  expect_null(parsed$steps)
+  ref <- a1111_reference_parse("a: 1, b: 2")
+  expect_identical(ref[["Prompt"]], "a: 1, b: 2")
+})
+
+test_that("LoRA tags in the prompt are listed", {
+  parsed <- parse_a1111("a fox <lora:ink:0.6> <lora:paper:1>\nSteps: 4, Seed: 1, CFG scale: 7")
+  expect_identical(parsed$loras, list(list(name = "ink", scale = 0.6), list(name = "paper", scale = 1)))
+})
+
+test_that("meta without generation settings gives no parameters chunk", {
+  expect_identical(meta_to_a1111(list(author = "me")), "")
+  src <- local_png()
+  out <- withr::local_tempfile(fileext = ".png")
+  png_write_meta(src, out, meta = list(author = "me"))
+  expect_false("parameters" %in% names(png_read_meta(out, format = "raw")))
+})
