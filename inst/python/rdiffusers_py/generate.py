@@ -91,6 +91,8 @@ def run(model, prompt, negative_prompt, seeds, out_paths, width, height, steps,
         factor = int(getattr(pipe, "vae_scale_factor", 8))
         if family == "sd3":
             factor *= int(getattr(pipe.transformer.config, "patch_size", 1))
+        # The SD and SDXL pipelines insist on multiples of 8 whatever the VAE.
+        factor = max(8, factor)
         if width % factor or height % factor or width < factor or height < factor:
             raise InputError("width and height must be positive multiples of %d for this model, "
                              "not %d x %d." % (factor, width, height))

@@ -371,6 +371,7 @@ def get_entry(model, revision=None, device="auto", dtype="auto", variant=None, c
         pipe = _load(r, variant, dtype, local_files_only)
         pipe.to(device)
         pipe.set_progress_bar_config(disable=True)
+        _clip_skip_shim(pipe)
         applied = opt.apply(pipe, device, dtype, mode)
         info = {"key": key, "model": model, "model_id": r["model_id"], "model_path": r["path"],
                 "source": r["source"], "family": r["family"],
@@ -381,6 +382,29 @@ def get_entry(model, revision=None, device="auto", dtype="auto", variant=None, c
         entry = Entry(key, pipe, info)
         _CACHE[key] = entry
         return entry
+
+
+class _TextModelView:
+    """Stands in for `text_encoder.text_model` (see _clip_skip_shim)."""
+
+    def __init__(self, model):
+        self._model = model
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+
+def _clip_skip_shim(pipe):
+    """diffusers 0.42's SD pipelines apply clip_skip through
+    `text_encoder.text_model.final_layer_norm`, which transformers 5's
+    CLIPTextModel no longer has (its layers sit on the model itself).  Give it
+    a view with that name, outside nn.Module's registry so weights, state
+    dicts and LoRA targets are unchanged."""
+    te = getattr(pipe, "text_encoder", None)
+    if te is None or "text_model" in te.__dict__ or hasattr(te, "text_model"):
+        return
+    if hasattr(te, "final_layer_norm"):
+        object.__setattr__(te, "text_model", _TextModelView(te))
 
 
 def _load(r, variant, dtype, local_files_only):

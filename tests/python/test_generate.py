@@ -1,0 +1,186 @@
+"""Generation: reproducibility, batches, tasks, callbacks, metadata, errors."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from rdiffusers_py import pipeline
+from rdiffusers_py.errors import InputError, RdiffusersError
+
+META_KEYS = {
+    "task", "prompt", "negative_prompt", "prompt_3", "seed", "steps", "width", "height",
+    "guidance_scale", "strength", "clip_skip", "model", "model_id", "model_source",
+    "model_revision", "family", "pipeline_class", "scheduler", "scheduler_config", "sampler",
+    "schedule_type", "dtype", "device", "generator_device", "optimize", "torch_threads",
+    "init_image_sha256", "mask_sha256", "keep_unmasked", "loras", "versions", "pixel_sha256",
+}
+
+
+def sha(res, i=0):
+    return res[i]["meta"]["pixel_sha256"]
+
+
+def plain(x):
+    """Only str, bool, float, int < 2^31, None, list, dict cross to R."""
+    if isinstance(x, dict):
+        return all(isinstance(k, str) and plain(v) for k, v in x.items())
+    if isinstance(x, list):
+        return all(plain(v) for v in x)
+    if isinstance(x, bool) or x is None or isinstance(x, (str, float)):
+        return True
+    return isinstance(x, int) and -2 ** 31 < x < 2 ** 31
+
+
+def test_same_seed_same_pixels_other_seed_other_pixels(gen, api):
+    a, b, c = gen(seeds=["1"]), gen(seeds=["1"]), gen(seeds=["2"])
+    assert sha(a) == sha(b)
+    assert sha(a) != sha(c)
+    # The hash is of the file's decoded pixels, and the file has no text chunks.
+    assert api.pixel_hash(a[0]["path"]) == sha(a)
+    with Image.open(a[0]["path"]) as im:
+        assert im.size == (64, 64) and im.mode == "RGB"
+        assert not getattr(im, "text", {})
+
+
+def test_largest_seed_works_and_is_kept_as_text(gen):
+    top = str(2 ** 64 - 1)
+    res = gen(seeds=[top])
+    assert res[0]["meta"]["seed"] == top
+    assert sha(gen(seeds=[top])) == sha(res)
+    with pytest.raises(InputError, match="seed"):
+        gen(seeds=[str(2 ** 64)])
+
+
+def test_batch_image_equals_generating_it_alone(gen):
+    batch = gen(seeds=["5", "6", "7"])
+    alone = gen(seeds=["6"])
+    assert sha(batch, 1) == sha(alone)
+    assert len({sha(batch, i) for i in range(3)}) == 3
+
+
+def test_meta_has_every_entry_and_is_plain_data(gen):
+    res = gen(seeds=["3"], negative_prompt="blurry", clip_skip=1)
+    meta = res[0]["meta"]
+    assert set(meta) == META_KEYS
+    assert plain(res[0])
+    json.dumps(res)
+    assert meta["model"] == "tiny" and meta["model_source"] == "tiny"
+    assert meta["scheduler"] == "DDIMScheduler"
+    assert meta["scheduler_config"]["_class_name"] == "DDIMScheduler"
+    assert meta["sampler"] == "DDIM"
+    assert meta["clip_skip"] == 1 and meta["negative_prompt"] == "blurry"
+    assert meta["generator_device"] == "cpu" and meta["torch_threads"] == 1
+    assert res[0]["warnings"] == []
+    # clip_skip reaches the text encoder (transformers 5 needed a shim).
+    assert sha(gen(seeds=["3"], negative_prompt="blurry")) != sha(res)
+
+
+def test_scheduler_per_call_does_not_leak_and_config_reproduces(gen, cache_dir):
+    entry = pipeline.get_entry("tiny", cache_dir=cache_dir)
+    default = entry.pipe.scheduler
+    base = gen(seeds=["4"])
+    other = gen(seeds=["4"], scheduler="DPM++ 2M Karras")
+    assert entry.pipe.scheduler is default
+    assert type(entry.task("img2img").scheduler).__name__ == "DDIMScheduler"
+    assert sha(base) != sha(other)
+    assert sha(gen(seeds=["4"])) == sha(base)
+    meta = other[0]["meta"]
+    assert (meta["sampler"], meta["schedule_type"]) == ("DPM++ 2M", "Karras")
+    again = gen(seeds=["4"], scheduler=meta["scheduler"], scheduler_config=meta["scheduler_config"])
+    assert sha(again) == sha(other)
+
+
+def test_long_prompt_warns_on_clip_models(gen):
+    res = gen(prompt=" ".join(["word"] * 100))
+    assert len(res[0]["warnings"]) == 1 and "77" in res[0]["warnings"][0]
+
+
+def test_sd3_sends_full_prompt_to_t5(gen):
+    long = " ".join(["word"] * 100)
+    res = gen(model="tiny-sd3", prompt=long, seeds=["1"])
+    meta = res[0]["meta"]
+    assert meta["prompt_3"] == long and meta["family"] == "sd3"
+    assert meta["scheduler"] == "FlowMatchEulerDiscreteScheduler"
+    assert res[0]["warnings"] == []
+    with pytest.raises(InputError, match="flow-matching"):
+        gen(model="tiny-sd3", scheduler="DPM++ 2M Karras")
+
+
+def test_sdxl_generates_deterministically(gen):
+    a = gen(model="tiny-sdxl", seeds=["9"])
+    assert sha(a) == sha(gen(model="tiny-sdxl", seeds=["9"]))
+    assert a[0]["meta"]["pipeline_class"] == "StableDiffusionXLPipeline"
+
+
+@pytest.fixture
+def picture(tmp_path):
+    rng = np.random.default_rng(0)
+    path = str(tmp_path / "in.png")
+    Image.fromarray(rng.integers(0, 256, (32, 48, 3), dtype=np.uint8), "RGB").save(path)
+    mask = np.zeros((64, 64), dtype=np.uint8)
+    mask[16:48, 16:48] = 255
+    mpath = str(tmp_path / "mask.png")
+    Image.fromarray(mask, "L").save(mpath)
+    return path, mpath, mask
+
+
+def test_img2img_resizes_and_records_input(gen, api, picture):
+    path, _, _ = picture
+    res = gen(task="img2img", image=path, strength=0.5)
+    meta = res[0]["meta"]
+    assert meta["pipeline_class"] == "StableDiffusionImg2ImgPipeline"
+    assert (meta["width"], meta["height"], meta["strength"]) == (64, 64, 0.5)
+    assert meta["init_image_sha256"] == api.pixel_hash(path)
+    assert sha(gen(task="img2img", image=path, strength=0.5)) == sha(res)
+    assert sha(gen(task="img2img", image=path, strength=1.0)) != sha(res)
+
+
+def test_inpaint_keeps_unmasked_pixels_exactly(gen, picture):
+    path, mpath, mask = picture
+    res = gen(task="inpaint", image=path, mask=mpath, strength=1.0)
+    out = np.asarray(Image.open(res[0]["path"]).convert("RGB"))
+    orig = np.asarray(Image.open(path).convert("RGB").resize((64, 64), Image.Resampling.LANCZOS))
+    keep = mask == 0
+    assert np.array_equal(out[keep], orig[keep])
+    assert not np.array_equal(out[~keep], orig[~keep])
+    assert res[0]["meta"]["keep_unmasked"] is True and res[0]["meta"]["mask_sha256"]
+    raw = gen(task="inpaint", image=path, mask=mpath, keep_unmasked=False)
+    assert not np.array_equal(np.asarray(Image.open(raw[0]["path"]))[keep], orig[keep])
+
+
+def test_callback_gets_ints_and_errors_leave_pipeline_usable(gen, cache_dir):
+    calls = []
+    gen(seeds=["1", "2"], callback=lambda i, s, t: calls.append((i, s, t)))
+    assert calls == [(1, 1, 2), (1, 2, 2), (2, 1, 2), (2, 2, 2)]
+
+    class Interrupt(Exception):
+        pass
+
+    def stop(i, s, t):
+        raise Interrupt()
+
+    entry = pipeline.get_entry("tiny", cache_dir=cache_dir)
+    default = entry.pipe.scheduler
+    with pytest.raises(Interrupt):
+        gen(callback=stop, scheduler="Euler a")
+    assert entry.lock.acquire(blocking=False)
+    entry.lock.release()
+    assert entry.pipe.scheduler is default
+    assert sha(gen(seeds=["1"])) == sha(gen(seeds=["1"]))
+
+
+def test_input_errors_are_classed(gen, picture):
+    with pytest.raises(InputError, match="width and height"):
+        gen(width=60)
+    with pytest.raises(InputError, match="steps"):
+        gen(steps=0)
+    with pytest.raises(InputError, match="scheduler"):
+        gen(scheduler="Eular")
+    with pytest.raises(InputError, match="mask"):
+        gen(task="inpaint", image=picture[0])
+    with pytest.raises(InputError, match="image"):
+        gen(task="img2img", image="/no/such/file.png")
+    with pytest.raises(RdiffusersError):
+        gen(task="outpaint")
