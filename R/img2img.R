@@ -138,6 +138,7 @@ new_image_dir <- function() {
 }
 
 check_strength <- function(strength, arg = caller_arg(strength), call = caller_env()) {
+  force(arg)
   strength <- check_number(strength, allow_null = TRUE, arg = arg, call = call)
   if (!is.null(strength) && (strength <= 0 || strength > 1)) {
     abort_input(
@@ -180,11 +181,12 @@ as_image_file <- function(x, dir, what = "image", arg = what, call = caller_env(
   if (inherits(x, "magick-image")) {
     return(magick_to_png(x, dir, what, arg = arg, call = call))
   }
-  if (is.character(x)) {
-    return(image_file_info(x, dir, what, arg = arg, call = call))
-  }
+  # Before is.character(): a raster is a character matrix of colours.
   if (inherits(x, "raster") || inherits(x, "nativeRaster")) {
     x <- raster_to_array(x)
+  }
+  if (is.character(x)) {
+    return(image_file_info(x, dir, what, arg = arg, call = call))
   }
   if (is.logical(x) && is.matrix(x) && identical(what, "mask")) {
     if (anyNA(x)) {
@@ -214,7 +216,7 @@ image_file_info <- function(path, dir, what, arg, call) {
   path <- normalizePath(path, winslash = "/", mustWork = TRUE)
   size <- image_file_size(path)
   if (!is.null(size)) {
-    return(list(path = path, width = size[[1]], height = size[[2]]))
+    return(list(path = path, width = as.integer(size[[1]]), height = as.integer(size[[2]])))
   }
   if (requireNamespace("magick", quietly = TRUE)) {
     img <- tryCatch(magick::image_read(path), error = function(e) NULL)
@@ -245,7 +247,7 @@ image_file_size <- function(path) {
   NULL
 }
 
-be_int <- function(bytes) sum(as.integer(bytes) * 256^(rev(seq_along(bytes)) - 1))
+be_int <- function(bytes) as.integer(sum(as.integer(bytes) * 256^(rev(seq_along(bytes)) - 1)))
 
 # Walks the JPEG segments to the first start-of-frame marker (SOF0..SOF15,
 # except DHT C4, JPG C8 and DAC CC), which holds height then width.
@@ -321,5 +323,5 @@ array_to_png <- function(x, dir, what, arg, call) {
   x <- array(as.double(x), d)
   path <- tempfile(paste0(what, "-"), tmpdir = dir, fileext = ".png")
   png::writePNG(x, path)
-  list(path = path, width = d[2], height = d[1])
+  list(path = path, width = as.integer(d[2]), height = as.integer(d[1]))
 }
