@@ -404,8 +404,8 @@ seed_max <- "18446744073709551615"
 check_seed <- function(seed, n_prompts, arg = "seed", call = caller_env()) {
   if (is.null(seed)) {
     # From R's RNG, so set.seed() reproduces it; below 2^53 so it is exact.
-    hi <- floor(stats::runif(n_prompts) * 2^21)
-    lo <- floor(stats::runif(n_prompts) * 2^32)
+    hi <- sample.int(2^21, n_prompts, replace = TRUE) - 1
+    lo <- sample.int(2^32, n_prompts, replace = TRUE) - 1
     return(sprintf("%.0f", hi * 2^32 + lo))
   }
   if (!length(seed) %in% c(1L, n_prompts)) {

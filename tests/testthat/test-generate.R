@@ -181,3 +181,18 @@ test_that("tiny-sdxl and tiny-sd3 generate", {
     expect_equal(img$meta$model, m)
   }
 })
+
+test_that("the PNG carries the returned metadata and Python warnings become R warnings", {
+  skip_if_no_python()
+  withr::local_options(rdiffusers.output_dir = withr::local_tempdir())
+  img <- sd_generate("a cat", width = 64, height = 64, steps = 2, seed = 9, progress = FALSE)
+  expect_identical(png_read_meta(img$path)[names(img$meta)], img$meta)
+  expect_identical(img$meta$versions$rdiffusers, as.character(utils::packageVersion("rdiffusers")))
+  expect_match(img$meta$created, "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z$")
+  # a prompt beyond CLIP's 77 tokens is truncated by the model: the user is told
+  long <- paste(rep("a very detailed painting of a cat", 20), collapse = ", ")
+  expect_warning(
+    sd_generate(long, width = 64, height = 64, steps = 2, seed = 9, progress = FALSE),
+    class = "rdiffusers_warning"
+  )
+})
