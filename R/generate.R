@@ -172,12 +172,13 @@ sd_run <- function(task, prompt, negative_prompt = NULL, model = sd_default_mode
       task = task, scheduler = scheduler, clip_skip = clip_skip,
       strength = strength, image = image, mask = mask,
       keep_unmasked = keep_unmasked,
-      callback = p$callback,
       cache_dir = sd_cache_dir()
     ),
     load_args
   )
-  results <- rlang::exec(py_call, "generate", !!!args, call = call)
+  results <- with_interrupts(p, function(callback) {
+    rlang::exec(py_call, "generate", !!!args, callback = callback, call = call)
+  })
 
   created <- format(Sys.time(), "%Y-%m-%dT%H:%M:%SZ", tz = "UTC")
   stamp <- format(Sys.time(), "%Y%m%d-%H%M%S")
@@ -244,6 +245,37 @@ random_id <- function() {
 }
 
 as_int_or_null <- function(x) if (is.null(x)) NULL else as.integer(x)
+
+# Runs `run(callback)`, a Python call that calls `callback(image_index,
+# step, total)` after every step, so that Ctrl+C stops it. With reticulate
+# before 1.36 an R interrupt inside a callback reaches Python as a
+# RuntimeError, so the callback notes it and the error is turned back into
+# an `rdiffusers_interrupt`; newer reticulate delivers a real interrupt,
+# which py_call() converts.
+with_interrupts <- function(p, run) {
+  user_cb <- if (is.list(p) || is.environment(p)) p$callback
+  interrupted <- FALSE
+  callback <- function(image_index, step, total) {
+    tryCatch(
+      {
+        if (is.null(user_cb)) Sys.sleep(0) else user_cb(image_index, step, total)
+        TRUE
+      },
+      interrupt = function(cnd) {
+        interrupted <<- TRUE
+        if (is.environment(p)) p$interrupted <- TRUE
+        stop("Interrupted by the user.", call. = FALSE)
+      }
+    )
+  }
+  tryCatch(
+    run(callback),
+    error = function(e) {
+      if (interrupted) signal_sd_interrupt(e)
+      stop(e)
+    }
+  )
+}
 
 # progress.R is optional here: generation works without a progress display.
 progress_begin <- function(n_images, steps, show, call) {

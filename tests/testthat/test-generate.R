@@ -196,3 +196,26 @@ test_that("the PNG carries the returned metadata and Python warnings become R wa
     class = "rdiffusers_warning"
   )
 })
+
+test_that("an interrupt inside the step callback becomes an rdiffusers_interrupt", {
+  skip_if_no_python()
+  py_helper()
+  main <- reticulate::py_run_string(
+    "def rd_steps(cb):\n    for i in range(3):\n        cb(0, i + 1, 3)\n    return 'done'",
+    convert = FALSE
+  )
+  steps <- function(callback) reticulate::py_to_r(main$rd_steps(callback))
+  seen <- 0L
+  p <- list(callback = function(image_index, step, total) seen <<- seen + 1L)
+  expect_equal(with_interrupts(p, steps), "done")
+  expect_equal(seen, 3L)
+
+  p <- new.env()
+  p$callback <- function(image_index, step, total) if (step == 2) rlang::interrupt()
+  got <- tryCatch(with_interrupts(p, steps), rdiffusers_interrupt = identity)
+  expect_s3_class(got, "rdiffusers_interrupt")
+  expect_true(p$interrupted)
+  # an ordinary error is passed on, not mistaken for an interrupt
+  p$callback <- NULL
+  expect_error(with_interrupts(p, function(cb) stop("boom")), "boom")
+})
