@@ -46,7 +46,9 @@ def _long_prompt_warnings(pipe, texts):
     for what, text in texts:
         if not text:
             continue
-        n = len(tok(text, truncation=False, add_special_tokens=True)["input_ids"])
+        # verbose=False: our warning replaces transformers' notice.
+        n = len(tok(text, truncation=False, add_special_tokens=True,
+                    verbose=False)["input_ids"])
         if n > limit:
             out.append("The %s is %d tokens long; CLIP reads only the first %d (with start and "
                        "end tokens), so the rest is ignored." % (what, n, limit))
@@ -158,7 +160,8 @@ def run(model, prompt, negative_prompt, seeds, out_paths, width, height, steps,
                 if callback is not None:
                     kw["callback_on_step_end"] = _step_callback(callback, i + 1, steps)
                 kw = {k: v for k, v in kw.items() if k in accepted}
-                out = pipe(**kw).images[0]
+                with _quiet_truncation(bool(warnings)):
+                    out = pipe(**kw).images[0]
                 if out.size != (width, height):
                     out = out.resize((width, height), resample=_lanczos())
                 if task == "inpaint" and keep_unmasked:
@@ -187,6 +190,31 @@ def run(model, prompt, negative_prompt, seeds, out_paths, width, height, steps,
         finally:
             pipe.scheduler = default_sched
     return results
+
+
+class _quiet_truncation:
+    """diffusers logs its own truncation notice for long prompts; when the
+    result already carries our warning, that notice is noise in R's console."""
+
+    def __init__(self, active):
+        self.active = active
+
+    def __enter__(self):
+        if self.active:
+            import diffusers
+            import transformers
+            self.old = (diffusers.utils.logging.get_verbosity(),
+                        transformers.utils.logging.get_verbosity())
+            diffusers.utils.logging.set_verbosity_error()
+            transformers.utils.logging.set_verbosity_error()
+
+    def __exit__(self, *exc):
+        if self.active:
+            import diffusers
+            import transformers
+            diffusers.utils.logging.set_verbosity(self.old[0])
+            transformers.utils.logging.set_verbosity(self.old[1])
+        return False
 
 
 def _lanczos():

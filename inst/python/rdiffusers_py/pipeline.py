@@ -369,7 +369,8 @@ def get_entry(model, revision=None, device="auto", dtype="auto", variant=None, c
             return entry
         t0 = time.perf_counter()
         pipe = _load(r, variant, dtype, local_files_only)
-        pipe.to(device)
+        if device != "cpu":  # loaded on the CPU; .to("cpu") would only log a notice
+            pipe.to(device)
         pipe.set_progress_bar_config(disable=True)
         _clip_skip_shim(pipe)
         applied = opt.apply(pipe, device, dtype, mode)
