@@ -128,60 +128,65 @@ plot.sd_images <- function(x, main = NULL, labels = NULL, ncol = NULL,
   invisible(x)
 }
 
+# Layout of an image grid in pixel units: cells as large as the largest
+# image, a gap between cells, room for labels under the images, column
+# labels and a title above, row labels (rotated) on the left.
+grid_geometry <- function(arrays, ncol, labels = NULL, row_labels = NULL,
+                          col_labels = NULL, main = NULL) {
+  n <- length(arrays)
+  g <- list(n = n, ncol = ncol, nrow = ceiling(n / ncol))
+  g$cw <- max(vapply(arrays, function(a) dim(a)[[2]], numeric(1)))
+  g$ch <- max(vapply(arrays, function(a) dim(a)[[1]], numeric(1)))
+  g$gap <- if (n > 1) 0.04 * g$cw else 0
+  g$lab_h <- if (length(labels)) 0.14 * g$ch else 0
+  g$title_h <- if (length(main)) 0.16 * g$ch else 0
+  g$top <- g$title_h + if (length(col_labels)) 0.14 * g$ch else 0
+  g$left <- if (length(row_labels)) 0.16 * g$cw else 0
+  g$width <- g$left + ncol * g$cw + (ncol - 1) * g$gap
+  g$height <- g$top + g$nrow * (g$ch + g$lab_h) + (g$nrow - 1) * g$gap
+  g
+}
+
 # Draws images (H x W x 3 arrays) in a grid on the current device, in pixel
 # coordinates with aspect ratio 1 so no image is stretched. Used by plot()
 # and by sd_sweep() for its labelled grid.
 draw_image_grid <- function(arrays, ncol, labels = NULL, row_labels = NULL,
                             col_labels = NULL, main = NULL,
                             interpolate = FALSE, cex = 0.8) {
-  n <- length(arrays)
-  nrow <- ceiling(n / ncol)
-  cw <- max(vapply(arrays, function(a) dim(a)[[2]], numeric(1)))
-  ch <- max(vapply(arrays, function(a) dim(a)[[1]], numeric(1)))
-  gap <- if (n > 1) 0.04 * cw else 0
-  lab_h <- if (length(labels)) 0.14 * ch else 0
-  top <- if (length(col_labels)) 0.14 * ch else 0
-  left <- if (length(row_labels)) 0.45 * cw else 0
-  width <- left + ncol * cw + (ncol - 1) * gap
-  height <- top + nrow * (ch + lab_h) + (nrow - 1) * gap
-
-  old <- graphics::par(mar = c(0, 0, if (is.null(main)) 0 else 2, 0))
+  g <- grid_geometry(arrays, ncol, labels, row_labels, col_labels, main)
+  old <- graphics::par(mar = c(0, 0, 0, 0))
   on.exit(graphics::par(old), add = TRUE)
   graphics::plot.new()
-  graphics::plot.window(xlim = c(0, width), ylim = c(0, height), asp = 1,
+  graphics::plot.window(xlim = c(0, g$width), ylim = c(0, g$height), asp = 1,
                         xaxs = "i", yaxs = "i")
-  for (i in seq_len(n)) {
+  cell_top <- function(r) g$height - g$top - (r - 1) * (g$ch + g$lab_h + g$gap)
+  cell_left <- function(k) g$left + (k - 1) * (g$cw + g$gap)
+  for (i in seq_len(g$n)) {
     a <- arrays[[i]]
-    r <- (i - 1) %/% ncol
-    k <- (i - 1) %% ncol
-    x0 <- left + k * (cw + gap)
-    y1 <- height - top - r * (ch + lab_h + gap)
+    x0 <- cell_left((i - 1) %% ncol + 1)
+    y1 <- cell_top((i - 1) %/% ncol + 1)
     # Centre images smaller than the cell.
-    dx <- (cw - dim(a)[[2]]) / 2
-    dy <- (ch - dim(a)[[1]]) / 2
-    graphics::rasterImage(grDevices::as.raster(a), x0 + dx, y1 - ch + dy,
+    dx <- (g$cw - dim(a)[[2]]) / 2
+    dy <- (g$ch - dim(a)[[1]]) / 2
+    graphics::rasterImage(grDevices::as.raster(a), x0 + dx, y1 - g$ch + dy,
                           x0 + dx + dim(a)[[2]], y1 - dy,
                           interpolate = interpolate)
     if (length(labels)) {
-      graphics::text(x0 + cw / 2, y1 - ch - lab_h / 2, labels[[i]], cex = cex)
+      graphics::text(x0 + g$cw / 2, y1 - g$ch - g$lab_h / 2, labels[[i]], cex = cex)
     }
   }
-  if (length(col_labels)) {
-    for (k in seq_along(col_labels)) {
-      graphics::text(left + (k - 1) * (cw + gap) + cw / 2, height - top / 2,
-                     col_labels[[k]], cex = cex, font = 2)
-    }
+  for (k in seq_along(col_labels)) {
+    graphics::text(cell_left(k) + g$cw / 2, g$height - g$title_h - (g$top - g$title_h) / 2,
+                   col_labels[[k]], cex = cex, font = 2)
   }
-  if (length(row_labels)) {
-    for (r in seq_along(row_labels)) {
-      y1 <- height - top - (r - 1) * (ch + lab_h + gap)
-      graphics::text(left / 2, y1 - ch / 2, row_labels[[r]], cex = cex, font = 2)
-    }
+  for (r in seq_along(row_labels)) {
+    graphics::text(g$left / 2, cell_top(r) - g$ch / 2, row_labels[[r]],
+                   cex = cex, font = 2, srt = 90)
   }
-  if (!is.null(main)) {
-    graphics::title(main = main)
+  if (length(main)) {
+    graphics::text(g$width / 2, g$height - g$title_h / 2, main, cex = cex * 1.25, font = 2)
   }
-  invisible()
+  invisible(g)
 }
 
 #' Convert generated images to magick images

@@ -1,0 +1,261 @@
+# Parameter sweeps: every combination of seed x guidance x steps ---------
+
+#' Generate every combination of seeds, guidance scales and steps
+#'
+#' The classic teaching grid: one prompt, rendered for every combination of
+#' `seed`, `guidance_scale` and `steps`, arranged into one labelled grid
+#' image. Columns vary the first of `guidance_scale`, `steps`, `seed` that
+#' has several values; rows vary the others. The grid is saved as a PNG
+#' whose metadata lists the axes and every cell (file, seed and settings),
+#' so `png_read_meta()` tells what each cell shows; each cell is an ordinary
+#' generated PNG with its own metadata.
+#'
+#' A setting left `NULL` takes the model's default (for `seed`: one random
+#' seed, the same for every cell, so only the other settings vary).
+#'
+#' @param prompt One string: what to draw.
+#' @param seed,guidance_scale,steps Vectors of values to combine, or `NULL`.
+#' @param ... Further arguments for [sd_generate()] (e.g. `model`, `width`,
+#'   `height`, `negative_prompt`, `scheduler`), the same for every cell.
+#' @param output_dir Directory for the cell images and the grid.
+#' @param file Path of the grid PNG. By default a new `sweep-*.png` file in
+#'   `output_dir`.
+#' @param progress Show progress over the cells: `NULL` (the option
+#'   `rdiffusers.progress`, by default `TRUE` in interactive sessions),
+#'   `TRUE`/`FALSE`, `"summary"` or `"none"`.
+#' @returns An `sd_sweep` object: a list with `path` (the grid PNG),
+#'   `images` (the cells as `sd_images`, in grid order), `cells` (a data
+#'   frame with one row per cell: `row`, `col`, `file`, `seed`,
+#'   `guidance_scale`, `steps`) and `meta` (what the grid's PNG holds). It
+#'   has `print()`, `plot()` and `knit_print()` methods.
+#' @family generation
+#' @export
+#' @examplesIf rdiffusers::sd_available()
+#' sw <- sd_sweep("a lighthouse at dusk", model = "tiny", seed = 1:2,
+#'                guidance_scale = c(3, 7.5), steps = 2, width = 64, height = 64)
+#' sw
+#' plot(sw)
+#' png_read_meta(sw$path)$cells[[1]]
+sd_sweep <- function(prompt, seed = NULL, guidance_scale = NULL, steps = NULL,
+                     ..., output_dir = sd_output_dir(), file = NULL,
+                     progress = NULL) {
+  check_sweep_prompt(prompt)
+  check_sweep_axis(seed)
+  check_sweep_axis(guidance_scale)
+  check_sweep_axis(steps)
+  mode <- progress_mode(progress)
+  dots <- list(...)
+  if ("n" %in% names(dots)) {
+    abort_input("{.fn sd_sweep} makes one image per combination; {.arg n} is not used.")
+  }
+  dir.create(output_dir, recursive = TRUE, showWarnings = FALSE)
+  file <- file %||% sweep_file(output_dir)
+
+  axes <- list(seed = seed, guidance_scale = guidance_scale, steps = steps)
+  lens <- vapply(axes, function(a) max(1L, length(a)), integer(1))
+  order <- c("guidance_scale", "steps", "seed")
+  col_axis <- order[[match(TRUE, lens[order] > 1, nomatch = 1L)]]
+  row_axes <- setdiff(c("seed", "steps", "guidance_scale"), col_axis)
+  # Column varies fastest, then the second row axis, then the first.
+  grid <- expand.grid(
+    c = seq_len(lens[[col_axis]]),
+    b = seq_len(lens[[row_axes[[2]]]]),
+    a = seq_len(lens[[row_axes[[1]]]])
+  )
+  n <- nrow(grid)
+
+  if (identical(mode, "bar")) {
+    cli::cli_progress_bar("Sweep", total = n, clear = FALSE,
+                          format = "{cli::pb_spin} Sweep image {cli::pb_current}/{cli::pb_total} {cli::pb_bar} {cli::pb_percent} | ETA: {cli::pb_eta}")
+  }
+  started <- Sys.time()
+  images <- vector("list", n)
+  for (i in seq_len(n)) {
+    idx <- c(grid$c[[i]], grid$b[[i]], grid$a[[i]])
+    names(idx) <- c(col_axis, row_axes[[2]], row_axes[[1]])
+    value <- function(axis) {
+      a <- axes[[axis]]
+      if (is.null(a)) NULL else a[[idx[[axis]]]]
+    }
+    img <- do.call(sd_generate, c(
+      list(prompt, seed = value("seed"), guidance_scale = value("guidance_scale"),
+           steps = value("steps")),
+      dots,
+      list(output_dir = output_dir, progress = FALSE)
+    ))
+    if (i == 1) {
+      # Settings left NULL take the first image's (a random seed, the
+      # model's default guidance and steps), so every cell shares them.
+      for (axis in names(axes)) {
+        if (is.null(axes[[axis]])) axes[[axis]] <- list(img$meta[[axis]])
+      }
+    }
+    images[[i]] <- img
+    if (identical(mode, "bar")) cli::cli_progress_update()
+  }
+  images <- structure(images, class = "sd_images")
+
+  cells <- data.frame(
+    row = (grid$a - 1L) * lens[[row_axes[[2]]]] + grid$b,
+    col = grid$c,
+    file = vapply(images, function(img) basename(img$path), character(1)),
+    stringsAsFactors = FALSE
+  )
+  cells$seed <- lapply(images, function(img) img$meta$seed)
+  cells$guidance_scale <- vapply(images, function(img) as.double(img$meta$guidance_scale %||% NA), double(1))
+  cells$steps <- vapply(images, function(img) as.integer(img$meta$steps %||% NA), integer(1))
+
+  col_labels <- vapply(seq_len(lens[[col_axis]]), function(k) {
+    axis_label(col_axis, axes[[col_axis]][[k]])
+  }, character(1))
+  multi_rows <- row_axes[lens[row_axes] > 1]
+  row_labels <- if (length(multi_rows)) {
+    first_in_row <- images[grid$c == 1]
+    vapply(first_in_row, function(img) {
+      paste(vapply(multi_rows, function(axis) axis_label(axis, img$meta[[axis]]), character(1)),
+            collapse = ", ")
+    }, character(1))
+  }
+
+  meta <- sweep_meta(prompt, images, cells, axes, col_axis, row_axes, dots)
+  write_sweep_grid(images, ncol = lens[[col_axis]], col_labels = col_labels,
+                   row_labels = row_labels, meta = meta, file = file)
+
+  if (identical(mode, "summary")) {
+    secs <- as.double(difftime(Sys.time(), started, units = "secs"))
+    cli::cli_inform("Sweep: {n} image{?s} in {prettyNum(round(secs, 1))}s, grid {.file {file}}.")
+  }
+  new_sd_sweep(file, images, cells, meta)
+}
+
+new_sd_sweep <- function(path, images, cells, meta) {
+  structure(list(path = path, images = images, cells = cells, meta = meta),
+            class = "sd_sweep")
+}
+
+axis_label <- function(axis, value) {
+  name <- c(seed = "seed", guidance_scale = "guidance", steps = "steps")[[axis]]
+  value <- if (identical(axis, "seed")) format_seed(value) else format(value)
+  paste(name, value)
+}
+
+sweep_file <- function(dir) {
+  stem <- paste0("sweep-", format(Sys.time(), "%Y%m%d-%H%M%S"))
+  path <- file.path(dir, paste0(stem, ".png"))
+  k <- 1L
+  while (file.exists(path)) {
+    k <- k + 1L
+    path <- file.path(dir, paste0(stem, "-", k, ".png"))
+  }
+  path
+}
+
+# What the grid's PNG holds: the prompt and model like any image, what kind
+# of file it is, the axes, and one entry per cell.
+sweep_meta <- function(prompt, images, cells, axes, col_axis, row_axes, dots) {
+  first <- images[[1]]$meta
+  cell_list <- lapply(seq_len(nrow(cells)), function(i) {
+    m <- images[[i]]$meta
+    list(
+      row = as.integer(cells$row[[i]]), col = as.integer(cells$col[[i]]),
+      file = cells$file[[i]], seed = m$seed,
+      guidance_scale = m$guidance_scale, steps = m$steps,
+      pixel_sha256 = m$pixel_sha256
+    )
+  })
+  list(
+    task = "sweep",
+    prompt = prompt,
+    negative_prompt = first$negative_prompt,
+    model = first$model,
+    scheduler = first$scheduler,
+    width = first$width,
+    height = first$height,
+    sweep_columns = col_axis,
+    sweep_rows = row_axes,
+    sweep_axes = list(
+      seed = unique(lapply(images, function(img) img$meta$seed)),
+      guidance_scale = unique(cells$guidance_scale),
+      steps = unique(cells$steps)
+    ),
+    cells = cell_list,
+    created = format(Sys.time(), "%Y-%m-%dT%H:%M:%SZ", tz = "UTC")
+  )
+}
+
+# Draws the grid into a png device at the cells' own resolution (one image
+# pixel = one grid pixel), then writes the metadata into it.
+write_sweep_grid <- function(images, ncol, col_labels, row_labels, meta, file,
+                             call = caller_env()) {
+  arrays <- lapply(unclass(images), function(img) read_png_array(image_file(img)))
+  g <- grid_geometry(arrays, ncol, row_labels = row_labels, col_labels = col_labels)
+  tmp <- tempfile(fileext = ".png")
+  on.exit(unlink(tmp), add = TRUE)
+  # Text scales with the images: ~7% of a cell's height.
+  grDevices::png(tmp, width = ceiling(g$width), height = ceiling(g$height),
+                 units = "px", res = 72, bg = "white",
+                 pointsize = max(4, round(0.07 * g$ch)))
+  dev <- grDevices::dev.cur()
+  tryCatch(
+    draw_image_grid(arrays, ncol, row_labels = row_labels,
+                    col_labels = col_labels, cex = 1),
+    finally = grDevices::dev.off(dev)
+  )
+  png_write_meta(tmp, file, meta = meta, overwrite = TRUE)
+  invisible(file)
+}
+
+check_sweep_prompt <- function(prompt, arg = caller_arg(prompt), call = caller_env()) {
+  if (!is.character(prompt) || length(prompt) != 1 || is.na(prompt)) {
+    abort_input("{.arg {arg}} must be a single string, not {.obj_type_friendly {prompt}}.",
+                call = call)
+  }
+}
+
+check_sweep_axis <- function(x, arg = caller_arg(x), call = caller_env()) {
+  if (is.null(x)) {
+    return(invisible())
+  }
+  if (!(is.numeric(x) || is.character(x)) || length(x) == 0 || anyNA(x)) {
+    abort_input(
+      "{.arg {arg}} must be {.code NULL} or a vector of values without {.code NA}, not {.obj_type_friendly {x}}.",
+      call = call
+    )
+  }
+  if (anyDuplicated(x)) {
+    abort_input("{.arg {arg}} has repeated values: {.val {x[duplicated(x)]}}.", call = call)
+  }
+  invisible()
+}
+
+#' @export
+format.sd_sweep <- function(x, ...) {
+  m <- x$meta
+  dims <- vapply(c("seed", "guidance_scale", "steps"), function(a) {
+    length(m$sweep_axes[[a]])
+  }, integer(1))
+  c(
+    sprintf("<sd_sweep> %d images: %d seed%s x %d guidance x %d steps",
+            length(x$images), dims[[1]], if (dims[[1]] == 1) "" else "s",
+            dims[[2]], dims[[3]]),
+    sprintf("prompt: %s", encodeString(m$prompt, quote = '"')),
+    sprintf("grid:   %s", x$path)
+  )
+}
+
+#' @export
+print.sd_sweep <- function(x, ...) {
+  cat(format(x, ...), sep = "\n")
+  invisible(x)
+}
+
+#' @export
+plot.sd_sweep <- function(x, ...) {
+  draw_image_grid(list(read_png_array(image_file(x))), ncol = 1, ...)
+  invisible(x)
+}
+
+#' @exportS3Method knitr::knit_print
+knit_print.sd_sweep <- function(x, options = NULL, ...) {
+  knit_images(list(x), options)
+}
