@@ -128,3 +128,12 @@ def test_pickle_checkpoint_needs_trust(api, tmp_path):
     ckpt.write_bytes(b"not really")
     with pytest.raises(ModelError, match="trusted"):
         api.load_pipeline(str(ckpt))
+
+
+def test_single_file_that_is_not_a_checkpoint_is_a_model_error(api, cache_dir, tmp_path):
+    import safetensors.torch
+    import torch
+    f = str(tmp_path / "weights.safetensors")
+    safetensors.torch.save_file({"something.weight": torch.zeros(2, 2)}, f)
+    with pytest.raises(ModelError):
+        api.load_pipeline(f, config=api.tiny_model("tiny", cache_dir), local_files_only=True)
