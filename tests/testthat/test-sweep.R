@@ -1,0 +1,84 @@
+test_that("sd_sweep() checks its arguments before generating anything", {
+  expect_error(sd_sweep(c("a", "b")), class = "rdiffusers_error_input")
+  expect_error(sd_sweep("a", seed = c(1, NA)), class = "rdiffusers_error_input")
+  expect_error(sd_sweep("a", guidance_scale = c(5, 5)), class = "rdiffusers_error_input")
+  expect_error(sd_sweep("a", steps = list(2)), class = "rdiffusers_error_input")
+  expect_error(sd_sweep("a", n = 2), class = "rdiffusers_error_input")
+  expect_error(sd_sweep("a", progress = "loud"), class = "rdiffusers_error_input")
+})
+
+test_that("a sweep renders every combination into one labelled grid", {
+  skip_if_no_python()
+  out <- withr::local_tempdir()
+  sw <- sd_sweep("a lighthouse", model = "tiny", seed = c(1, 2),
+                 guidance_scale = c(1, 9), steps = c(2, 3),
+                 width = 64, height = 64, output_dir = out, progress = FALSE)
+  expect_s3_class(sw, "sd_sweep")
+  expect_s3_class(sw$images, "sd_images")
+  expect_length(sw$images, 8)
+
+  # Columns: guidance; rows: seed x steps, seed outermost.
+  expect_identical(sw$cells$col, rep(1:2, 4))
+  expect_identical(sw$cells$row, rep(1:4, each = 2))
+  expect_identical(unlist(sw$cells$seed), rep(c(1, 2), each = 4))
+  expect_identical(sw$cells$steps, rep(rep(2:3, each = 2), 2))
+  expect_identical(sw$cells$guidance_scale, rep(c(1, 9), 4))
+  # Each cell is what its settings say, and the settings make a difference.
+  expect_identical(sw$images[[8]]$meta$steps, 3L)
+  expect_identical(sw$images[[8]]$meta$guidance_scale, 9)
+  shas <- vapply(sw$images, function(img) img$meta$pixel_sha256, character(1))
+  expect_identical(anyDuplicated(shas), 0L)
+
+  # The grid: 2 columns x 4 rows of 64 px cells plus labels and gaps.
+  expect_true(file.exists(sw$path))
+  px <- png::readPNG(sw$path)
+  expect_gt(dim(px)[[2]], 2 * 64)
+  expect_lt(dim(px)[[2]], 2 * 64 * 1.5)
+  expect_gt(dim(px)[[1]], 4 * 64)
+  expect_lt(dim(px)[[1]], 4 * 64 * 1.5)
+  # The first cell's pixels are in the grid unchanged (drawn 1:1).
+  cell <- png::readPNG(sw$images[[1]]$path)
+  g <- grid_geometry(rep(list(cell), 8), ncol = 2, row_labels = "r", col_labels = "c")
+  x0 <- round(g$left) + 1
+  y0 <- round(g$top) + 1
+  inner <- px[y0 + 8:55, x0 + 8:55, 1:3]
+  expect_lt(max(abs(inner - cell[9:56, 9:56, 1:3])), 2 / 255)
+})
+
+test_that("the grid's metadata lists the axes and every cell", {
+  skip_if_no_python()
+  out <- withr::local_tempdir()
+  sw <- sd_sweep("a lighthouse", model = "tiny", seed = c(3, 4),
+                 guidance_scale = c(2, 6, 8), steps = 2,
+                 width = 64, height = 64, output_dir = out, progress = FALSE)
+  meta <- png_read_meta(sw$path)
+  expect_identical(meta$task, "sweep")
+  expect_identical(meta$prompt, "a lighthouse")
+  expect_identical(meta$sweep_columns, "guidance_scale")
+  expect_identical(meta$sweep_axes$guidance_scale, c(2, 6, 8))
+  expect_identical(meta$sweep_axes$steps, 2L)
+  expect_identical(unlist(meta$sweep_axes$seed), c(3, 4))
+  expect_length(meta$cells, 6)
+  files <- vapply(meta$cells, function(cell) cell$file, character(1))
+  expect_identical(files, basename(vapply(sw$images, function(img) img$path, character(1))))
+  expect_true(all(file.exists(file.path(out, files))))
+  # Each cell's entry agrees with that cell's own PNG.
+  for (cell in meta$cells) {
+    own <- png_read_meta(file.path(out, cell$file))
+    expect_identical(cell$seed, own$seed)
+    expect_identical(cell$guidance_scale, own$guidance_scale)
+    expect_identical(cell$pixel_sha256, own$pixel_sha256)
+  }
+})
+
+test_that("settings left NULL are shared by every cell", {
+  skip_if_no_python()
+  out <- withr::local_tempdir()
+  sw <- sd_sweep("a lighthouse", model = "tiny", guidance_scale = c(1, 9),
+                 steps = 2, width = 64, height = 64, output_dir = out,
+                 progress = FALSE, file = file.path(out, "grid.png"))
+  expect_identical(sw$path, file.path(out, "grid.png"))
+  expect_identical(sw$images[[1]]$meta$seed, sw$images[[2]]$meta$seed)
+  expect_output(print(sw), "2 images: 1 seed x 2 guidance x 1 steps")
+  expect_output(print(sw), "grid.png", fixed = TRUE)
+})
