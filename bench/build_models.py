@@ -5,7 +5,7 @@ is that of the real model, which is all a speed benchmark needs.  Models are
 written with save_pretrained() so they load through the same
 from_pretrained() path a real model takes.
 
-    python bench/build_models.py [--out bench/work] [--family sd15|sdxl] [--small-unet]
+    python bench/build_models.py [--out bench/work] [--family sd15|sd15-half|sdxl]
 
 Prints the directory of each pipeline it built (or found already built).
 """
@@ -74,31 +74,34 @@ def _scheduler():
                          set_alpha_to_one=False, steps_offset=1)
 
 
-def _vae(sample_size):
+def _vae(sample_size, channels=(128, 256, 512, 512)):
     from diffusers import AutoencoderKL
-    # The SD1.5/SDXL VAE layout (83 M parameters).
+    # The SD1.5/SDXL VAE layout (83 M parameters at full width).
     return AutoencoderKL(
         in_channels=3, out_channels=3, latent_channels=4,
-        block_out_channels=(128, 256, 512, 512), layers_per_block=2,
+        block_out_channels=channels, layers_per_block=2,
         down_block_types=("DownEncoderBlock2D",) * 4,
         up_block_types=("UpDecoderBlock2D",) * 4,
         sample_size=sample_size, scaling_factor=0.18215 if sample_size == 512 else 0.13025,
     ).eval()
 
 
-def build_sd15(out):
+def build_sd15(out, half=False):
     """SD1.5 layout: UNet 860 M params (the v1-5 unet/config.json), full VAE
-    and CLIP ViT-L/14 text encoder."""
+    and CLIP ViT-L/14 text encoder.  half=True halves every UNet and VAE
+    width (UNet 215 M params, a quarter of the FLOPs): the same code path at
+    a cost that suits the bridge benchmarks on a small machine."""
     import torch
     from diffusers import StableDiffusionPipeline, UNet2DConditionModel
 
-    path = os.path.join(out, "sd15-random")
+    path = os.path.join(out, "sd15-half-random" if half else "sd15-random")
     if os.path.exists(os.path.join(path, "model_index.json")):
         return path
     torch.manual_seed(0)
+    w = 2 if half else 1
     unet = UNet2DConditionModel(
         sample_size=64, in_channels=4, out_channels=4,
-        block_out_channels=(320, 640, 1280, 1280), layers_per_block=2,
+        block_out_channels=tuple(c // w for c in (320, 640, 1280, 1280)), layers_per_block=2,
         down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D",
                           "CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D",
@@ -106,7 +109,8 @@ def build_sd15(out):
         cross_attention_dim=768, attention_head_dim=8, norm_num_groups=32,
     ).eval()
     pipe = StableDiffusionPipeline(
-        vae=_vae(512), text_encoder=_clip_text(768, 12, 12, 3072),
+        vae=_vae(512, tuple(c // w for c in (128, 256, 512, 512))),
+        text_encoder=_clip_text(768, 12, 12, 3072),
         tokenizer=_clip_tokenizer(os.path.join(out, ".tok")),
         unet=unet, scheduler=_scheduler(), safety_checker=None,
         feature_extractor=None, image_encoder=None,
@@ -150,10 +154,11 @@ def build_sdxl(out):
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "work"))
-    ap.add_argument("--family", default="sd15", choices=["sd15", "sdxl"])
+    ap.add_argument("--family", default="sd15", choices=["sd15", "sd15-half", "sdxl"])
     args = ap.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
-    build = {"sd15": build_sd15, "sdxl": build_sdxl}[args.family]
+    build = {"sd15": build_sd15, "sd15-half": lambda o: build_sd15(o, half=True),
+             "sdxl": build_sdxl}[args.family]
     print(build(args.out))
 
 

@@ -144,17 +144,20 @@ def main(argv=None):
               num_inference_steps=args.drift_steps, guidance_scale=7.5,
               width=args.drift_size, height=args.drift_size)
 
-    def gen(output_type):
-        return pipe(generator=torch.Generator("cpu").manual_seed(42),
-                    output_type=output_type, **kw).images
+    def gen():
+        # Latents once, decoded the way the pipeline decodes them: one
+        # denoising run gives both the latent and the pixel drift.
+        lat = pipe(generator=torch.Generator("cpu").manual_seed(42), output_type="latent",
+                   **kw).images
+        img = pipe.vae.decode(lat / pipe.vae.config.scaling_factor, return_dict=False)[0]
+        px = pipe.image_processor.postprocess(img, output_type="pil")[0]
+        return lat.float(), np.asarray(px, dtype=np.int16)
 
     with torch.no_grad():
-        lat32 = gen("latent").float()
-        px32 = np.asarray(gen("pil")[0], dtype=np.int16)
+        lat32, px32 = gen()
         applied = opt.apply(pipe, "cpu", "float32", "bf16")
-        latbf = gen("latent").float()
-        px_a = np.asarray(gen("pil")[0], dtype=np.int16)
-        px_b = np.asarray(gen("pil")[0], dtype=np.int16)
+        latbf, px_a = gen()
+        _, px_b = gen()
     d = np.abs(px_a - px32)
     out["drift"] = {
         "mode": applied, "size": args.drift_size, "steps": args.drift_steps,

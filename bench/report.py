@@ -1,0 +1,170 @@
+"""Collect the JSON files of one bench/run.sh run into bench/results/<name>.md
+and <name>.json, with machine, versions, date and the system load."""
+import argparse
+import datetime
+import glob
+import json
+import os
+import platform
+import re
+import subprocess
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def machine():
+    info = {"platform": platform.platform(), "cores": os.cpu_count()}
+    try:
+        txt = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        m = re.search(r"Model name:\s*(.+)", txt)
+        info["cpu"] = m.group(1).strip() if m else None
+        flags = re.search(r"Flags:\s*(.+)", txt)
+        flags = flags.group(1).split() if flags else []
+        info["bf16_flags"] = [f for f in flags if "bf16" in f or f.startswith("amx")]
+    except OSError:
+        pass
+    try:
+        mem = [l for l in open("/proc/meminfo") if l.startswith("MemTotal")][0]
+        info["mem_gib"] = round(int(mem.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    return info
+
+
+def versions():
+    import importlib
+    v = {"python": platform.python_version()}
+    for m in ("torch", "diffusers", "transformers", "numpy", "PIL"):
+        try:
+            v[m] = importlib.import_module(m).__version__
+        except Exception:  # noqa: BLE001
+            v[m] = None
+    try:
+        v["R"] = subprocess.run(["Rscript", "-e", "cat(format(getRversion()))"],
+                                capture_output=True, text=True).stdout.strip()
+        desc = open("DESCRIPTION").read()
+        v["rdiffusers"] = re.search(r"^Version:\s*(\S+)", desc, re.M).group(1)
+        v["reticulate"] = subprocess.run(
+            ["Rscript", "-e", "cat(format(packageVersion('reticulate')))"],
+            capture_output=True, text=True).stdout.strip()
+        v["git"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"],
+                                  capture_output=True, text=True).stdout.strip()
+    except Exception:  # noqa: BLE001
+        pass
+    return v
+
+
+def f(x, d=2):
+    return "-" if x is None else ("%.*f" % (d, x))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--work", default="bench/work")
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    w = a.work
+    res = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+           "machine": machine(), "versions": versions(),
+           "load_start": open(os.path.join(w, "load_start.txt")).read().strip()
+           if os.path.exists(os.path.join(w, "load_start.txt")) else None,
+           "load_end": open(os.path.join(w, "load_end.txt")).read().strip()
+           if os.path.exists(os.path.join(w, "load_end.txt")) else None,
+           "fastpath": _read(os.path.join(w, "fastpath.json")),
+           "bridge": _read(os.path.join(w, "bridge.json")),
+           "cold_r": [_read(p) for p in sorted(glob.glob(os.path.join(w, "cold-r-*.json")))],
+           "cold_py": [_read(p) for p in sorted(glob.glob(os.path.join(w, "cold-py-*.json")))],
+           "gpu": _read(os.path.join(w, "gpu.json"))}
+    with open(a.out + ".json", "w") as fh:
+        json.dump(res, fh, indent=1)
+
+    m, v = res["machine"], res["versions"]
+    L = ["# rdiffusers benchmarks, %s" % res["date"], "",
+         "Machine: %s, %s cores, %s GiB; bf16 CPU flags: %s. %s" % (
+             m.get("cpu"), m.get("cores"), m.get("mem_gib"),
+             ", ".join(m.get("bf16_flags") or []) or "none", m.get("platform")),
+         "Versions: " + ", ".join("%s %s" % (k, x) for k, x in v.items()),
+         "Load average (shared machine): start `%s`; end `%s`." % (res["load_start"], res["load_end"]),
+         "All timings: minimum of repeats taken side by side, interleaved, in one run.", ""]
+    fp = res["fastpath"]
+    if fp:
+        L += ["## 5. CPU fast path (full-size SD1.5-layout UNet, %sM params, random weights)" % fp["unet_params_M"], "",
+              "One UNet step with CFG (batch 2) at %d^2 = %.0f GFLOP (torch.utils.flop_counter). "
+              "Matmul peak measured in the same run: bf16 %.0f GFLOP/s, fp32 %.0f GFLOP/s; %d torch threads."
+              % (fp["size"], fp["unet_step_gflop"], fp["matmul_peak_gflops"]["bf16"],
+                 fp["matmul_peak_gflops"]["fp32"], fp["threads"]), "",
+              "| variant | s/step (min) | median | speed-up vs fp32 | GFLOP/s | % of bf16 peak | UNet output max abs diff vs fp32 |",
+              "|---|---|---|---|---|---|---|"]
+        for r in fp["unet_step"]:
+            L.append("| %s | %s | %s | %sx | %.0f | %.1f %% | %.3g |" % (
+                r["variant"], f(r["s_per_step"]), f(r["median_s"]), f(r["speedup_vs_fp32"]),
+                r["gflops"], r["pct_bf16_peak"], r["unet_out_max_abs_diff"]))
+        if fp.get("compile_seconds"):
+            L.append("\ntorch.compile (inductor, freezing) took %.0f s for the first call." % fp["compile_seconds"])
+        d = fp["drift"]
+        L += ["", "Drift of `optimize = \"%s\"` from plain fp32 diffusers, full pipeline, same seed, %d steps at %d^2: "
+              "pixels max |diff| %d/255, mean %.2f/255, %.2f %% of values differ by more than 2; "
+              "latents max |diff| %.3g (latent std %.3g). Same call twice: %s." % (
+                  d["mode"], d["steps"], d["size"], d["pixel_max_abs_0_255"], d["pixel_mean_abs_0_255"],
+                  100 * d["pixel_share_changed_gt_2"], d["latent_max_abs"], d["latent_std"],
+                  "identical pixels" if d["bf16_twice_identical"] else "DIFFERENT pixels"), ""]
+    b = res["bridge"]
+    if b:
+        s = b["seconds_min"]
+        o = b["overhead_parts_seconds"]
+        L += ["## 1. Bridge overhead (warm; SD1.5-layout half-width UNet, %d^2, %d steps, optimize = \"%s\", %s threads)"
+              % (b["size"], b["steps"], b["optimize"], b["torch_threads"]), "",
+              "| call | s (min) | s (median) |", "|---|---|---|"]
+        names = {"plain": "plain diffusers in Python (pipe(...) + PIL save)",
+                 "api": "rdiffusers Python side (api.generate)",
+                 "r": "sd_generate() from R, progress off",
+                 "r_bar": "sd_generate() from R, progress bar",
+                 "n4_one_call": "sd_generate(n = 4)",
+                 "n4_four_calls": "4 x sd_generate(n = 1)"}
+        for k, lab in names.items():
+            L.append("| %s | %.3f | %.3f |" % (lab, s[k], b["seconds_median"][k]))
+        L += ["", "**R / plain Python = %.4f** (median-based %.4f; target <= 1.02). Python side alone / plain = %.4f. "
+              "R image identical to the plain diffusers image for the same seed: %s." % (
+                  b["ratio_r_over_plain"], b["ratio_r_over_plain_median"], b["ratio_api_over_plain"],
+                  b["r_and_plain_identical_pixels"]),
+              "", "Where the difference goes (each timed alone, min of many): PNG encode %.1f ms "
+              "(plain PIL save %.1f ms), pixel sha256 %.1f ms, R metadata write (png_write_meta) %.1f ms, "
+              "R argument checks %.2f ms." % (1e3 * o["python_png_encode"], 1e3 * o["python_plain_pil_save"],
+                                              1e3 * o["python_pixel_sha256"], 1e3 * o["r_png_write_meta"],
+                                              1e3 * o["r_argument_checks"]),
+              "", "## 3. Batch and progress", "",
+              "4 calls / one call with n = 4: %.4f. Progress bar on / off: %.4f." % (
+                  b["ratio_n4_four_calls_over_one_call"], b["ratio_r_bar_over_r"]), ""]
+    cr = [x for x in res["cold_r"] if x]
+    cp = [x for x in res["cold_py"] if x]
+    if cr and cp:
+        mn = lambda xs, k: min(x[k] for x in xs)  # noqa: E731
+        L += ["## 2. Cold vs warm (fresh process each, min of %d)" % len(cr), "",
+              "| | start Python + import | model load | first call (load + generate) | second call |",
+              "|---|---|---|---|---|",
+              "| R (sd_generate) | %.2f | %.2f | %.2f | %.2f |" % (mn(cr, "python_start_s"), mn(cr, "load_seconds"),
+                                                            mn(cr, "first_call_s"), mn(cr, "second_call_s")),
+              "| Python (plain diffusers) | %.2f | %.2f | %.2f | %.2f |" % (
+                  mn(cp, "python_start_s"), mn(cp, "load_seconds"), mn(cp, "first_call_s"), mn(cp, "second_call_s")),
+              "", "The second call reuses the cached pipeline: its time is generation only.", "",
+              "## 4. Memory (peak RSS, VmHWM, same job, fresh processes)", "",
+              "R process %.0f MiB vs Python process %.0f MiB: **ratio %.3f** (target <= 1.10)." % (
+                  mn(cr, "peak_rss_mib"), mn(cp, "peak_rss_mib"), mn(cr, "peak_rss_mib") / mn(cp, "peak_rss_mib")), ""]
+    L += ["## 6. GPU", ""]
+    if res["gpu"]:
+        L.append("```\n" + json.dumps(res["gpu"], indent=1) + "\n```")
+    else:
+        L.append("No GPU was available for this run. `bench/gpu.py` is ready to run on a CUDA machine "
+                 "(`python bench/gpu.py --out gpu.json`, or `bash bench/run.sh`, which runs it when CUDA is present).")
+    with open(a.out + ".md", "w") as fh:
+        fh.write("\n".join(L) + "\n")
+
+
+if __name__ == "__main__":
+    main()
