@@ -91,6 +91,9 @@ sd_output_dir <- function() {
 #                   normalized them; Python reads them)
 #   strength        NULL, or a validated double in (0, 1]
 #   keep_unmasked   inpaint: paste the unmasked pixels back unchanged
+#   scheduler_config NULL, or a scheduler's full config as recorded in
+#                   metadata: rebuilds `scheduler` exactly (sd_reproduce())
+#   extra_meta      NULL, or a named list added to every image's metadata
 #   call            the user's call, for error messages
 #
 # Returns an sd_image or sd_images; every file is final (metadata written).
@@ -99,7 +102,8 @@ sd_run <- function(task, prompt, negative_prompt = NULL, model = sd_default_mode
                    guidance_scale = NULL, seed = NULL, n = 1, scheduler = NULL,
                    output_dir = sd_output_dir(), load_args = list(),
                    progress = NULL, image = NULL, mask = NULL, strength = NULL,
-                   keep_unmasked = TRUE, call = caller_env()) {
+                   keep_unmasked = TRUE, scheduler_config = NULL,
+                   extra_meta = NULL, call = caller_env()) {
   # Pure-R checks first, so bad input fails fast without starting Python.
   check_prompt(prompt, call = call)
   negative_prompt <- check_negative_prompt(negative_prompt, length(prompt), call = call)
@@ -169,7 +173,8 @@ sd_run <- function(task, prompt, negative_prompt = NULL, model = sd_default_mode
       out_paths = as.list(tmp_paths),
       width = width, height = height, steps = steps,
       guidance_scale = guidance_scale,
-      task = task, scheduler = scheduler, clip_skip = clip_skip,
+      task = task, scheduler = scheduler, scheduler_config = scheduler_config,
+      clip_skip = clip_skip,
       strength = strength, image = image, mask = mask,
       keep_unmasked = keep_unmasked,
       cache_dir = sd_cache_dir()
@@ -193,7 +198,7 @@ sd_run <- function(task, prompt, negative_prompt = NULL, model = sd_default_mode
       cli::cli_warn("{w}", class = "rdiffusers_warning", call = call)
     }
     warned <- union(warned, warns)
-    meta <- r_side_meta(meta, created)
+    meta <- c(r_side_meta(meta, created), extra_meta)
     final <- unique_path(output_dir, paste0("sd-", stamp, "-", format_seed(meta$seed)))
     write_final_png(res$path %||% tmp_paths[[i]], final, meta)
     images[[i]] <- new_sd_image(final, meta)

@@ -21,7 +21,7 @@ from . import tiny as _tiny
 __all__ = [
     "versions", "devices", "presets", "schedulers", "tiny_model",
     "load_pipeline", "cached_pipelines", "free_pipelines", "generate",
-    "pixel_hash",
+    "pixel_hash", "file_sha256",
 ]
 
 
@@ -134,6 +134,11 @@ def generate(model, prompt, negative_prompt, seeds, out_paths, width, height,
                          clip_skip=clip_skip, strength=strength, image=image,
                          mask=mask, keep_unmasked=keep_unmasked,
                          callback=callback, **load_args)
+
+
+def file_sha256(path):
+    """sha256 hex of a file's bytes (LoRA files, checkpoints)."""
+    return _pipeline.file_sha256(path)
 
 
 def pixel_hash(path):

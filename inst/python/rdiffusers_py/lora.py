@@ -21,10 +21,11 @@ entry's UNet and text encoders, so adapters act on every task of a model and
 never on another cache entry.
 """
 
-import hashlib
 import keyword
 import os
 import re
+
+from .pipeline import file_sha256
 
 __all__ = [
     "load_lora", "unload_lora", "list_loras", "set_lora_scales", "describe",
@@ -74,14 +75,6 @@ def _loras(entry):
         loras = []
         entry.loras = loras
     return loras
-
-
-def file_sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def default_adapter_name(path):

@@ -159,7 +159,8 @@ def versions():
 
 # --- resolving a model ------------------------------------------------------
 
-def _sha256_file(path):
+def file_sha256(path):
+    """sha256 hex of a file's bytes, memoized by path, size and mtime."""
     st = os.stat(path)
     memo = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
     if memo not in _HASHES:
@@ -176,7 +177,7 @@ def content_revision(path):
     (relative path + file hash, sorted), so the same weights give the same
     revision wherever they are stored."""
     if os.path.isfile(path):
-        return "sha256:" + _sha256_file(path)
+        return "sha256:" + file_sha256(path)
     h = hashlib.sha256()
     for root, dirs, files in os.walk(path):
         dirs.sort()
@@ -184,7 +185,7 @@ def content_revision(path):
             if name.endswith(_WEIGHT_EXT):
                 full = os.path.join(root, name)
                 rel = os.path.relpath(full, path).replace(os.sep, "/")
-                h.update(("%s %s\n" % (rel, _sha256_file(full))).encode())
+                h.update(("%s %s\n" % (rel, file_sha256(full))).encode())
     return "sha256:" + h.hexdigest()
 
 

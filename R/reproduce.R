@@ -1,0 +1,306 @@
+#' Regenerate an image from its PNG file
+#'
+#' Reads the settings that rdiffusers stored in a PNG (see [png_read_meta()]),
+#' runs the same generation again and checks whether the decoded pixels are
+#' bit-identical to the original's.
+#'
+#' Before generating, the stack that made the image is compared with the one
+#' at hand: package versions (Python, torch, diffusers, transformers, peft,
+#' accelerate), device, dtype, fast-path mode, torch thread count, the model's
+#' weights (hub commit or content hash), LoRA files (by hash) and the input
+#' images of image-to-image and inpainting (by pixel hash). Differences that
+#' make exact reproduction impossible (a missing or changed LoRA file, a
+#' device this machine lacks, an input image that is not the one used) are
+#' errors of class `rdiffusers_error_reproduce`; the others are listed in the
+#' result, since the pixels may still agree.
+#'
+#' LoRAs recorded in the file are loaded for the call and the model's previous
+#' LoRAs are restored afterwards.
+#'
+#' @param path Path of a PNG written by rdiffusers.
+#' @param ... Settings to change, named like [sd_generate()]'s arguments
+#'   (`steps`, `guidance_scale`, `width`, `height`, `scheduler`, `seed`,
+#'   `prompt`, `negative_prompt`, `strength`, `clip_skip`, `device`, `dtype`,
+#'   `optimize`, `model`). They are recorded in the new file under
+#'   `reproduced_from`. With overrides the pixels are not expected to match.
+#' @param image,mask For images made by [sd_img2img()] or [sd_inpaint()]: the
+#'   input image (and mask), in any form those functions take. Their pixel
+#'   hashes must match the ones recorded.
+#' @inheritParams sd_generate
+#' @returns An `sd_reproduction`: a list with `identical` (`TRUE` when the
+#'   decoded pixels are bit-identical), `image` (the new [sd_image][new_sd_image]),
+#'   `original` (the path), `differences` (a data frame of what differs in the
+#'   stack or settings: `what`, `original`, `now`) and `pixels` (number of
+#'   differing pixels and the largest difference, 0-255).
+#' @family metadata
+#' @export
+#' @examplesIf rdiffusers::sd_available()
+#' img <- sd_generate("a lighthouse", model = "tiny", steps = 2,
+#'                    width = 64, height = 64, seed = 7)
+#' sd_reproduce(img$path)
+#' sd_reproduce(img$path, steps = 3)   # an override: pixels differ
+sd_reproduce <- function(path, ..., image = NULL, mask = NULL,
+                         output_dir = sd_output_dir(), progress = NULL) {
+  check_string(path)
+  meta <- png_read_meta(path)
+  if (!identical(attr(meta, "tool"), "rdiffusers") || is.null(meta$task)) {
+    sd_abort(
+      c("{.file {path}} has no rdiffusers metadata, so it cannot be regenerated exactly.",
+        i = "{.fn png_read_meta} still shows the settings other tools stored."),
+      class = "rdiffusers_error_reproduce"
+    )
+  }
+  meta <- as.list(meta)
+  overrides <- check_overrides(list(...))
+  settings <- utils::modifyList(meta, overrides, keep.null = TRUE)
+
+  differences <- stack_differences(meta, settings, overrides)
+  input_dir <- new_image_dir()
+  on.exit(unlink(input_dir, recursive = TRUE), add = TRUE)
+  inputs <- reproduce_inputs(meta, image, mask, input_dir)
+  differences <- rbind(differences, inputs$differences)
+
+  load_args <- list(
+    revision = if (identical(settings$model_source, "hub")) settings$model_revision,
+    device = settings$device, dtype = settings$dtype, optimize = settings$optimize,
+    clip_skip = settings$clip_skip
+  )
+  model <- reproduce_model(meta, overrides)
+  check_model_revision(model, meta, overrides, load_args)
+
+  restore <- swap_loras(model, meta$loras, load_args)
+  on.exit(restore(), add = TRUE)
+
+  scheduler_changed <- "scheduler" %in% names(overrides)
+  new <- sd_run(
+    task = meta$task, prompt = settings$prompt,
+    negative_prompt = settings$negative_prompt, model = model,
+    width = settings$width, height = settings$height, steps = settings$steps,
+    guidance_scale = settings$guidance_scale, seed = settings$seed, n = 1,
+    scheduler = settings$scheduler,
+    scheduler_config = if (!scheduler_changed) meta$scheduler_config,
+    output_dir = output_dir, load_args = compact(load_args), progress = progress,
+    image = inputs$image, mask = inputs$mask, strength = settings$strength,
+    keep_unmasked = settings$keep_unmasked %||% TRUE,
+    extra_meta = list(reproduced_from = list(
+      file = normalizePath(path, winslash = "/"),
+      pixel_sha256 = meta$pixel_sha256,
+      overrides = overrides
+    ))
+  )
+  new_sd_reproduction(path, meta, new, differences)
+}
+
+# Which settings may be changed, and the checks sd_generate() would apply.
+check_overrides <- function(overrides, call = caller_env()) {
+  allowed <- c("steps", "guidance_scale", "width", "height", "scheduler", "seed",
+               "prompt", "negative_prompt", "strength", "clip_skip", "device",
+               "dtype", "optimize", "model")
+  if (length(overrides) > 0 && (is.null(names(overrides)) || any(names(overrides) == ""))) {
+    abort_input("Every setting in {.arg ...} must be named, e.g. {.code steps = 30}.", call = call)
+  }
+  bad <- setdiff(names(overrides), allowed)
+  if (length(bad) > 0) {
+    abort_input(
+      c("Cannot override {.val {bad}}.", i = "Settings that can be changed: {.val {allowed}}."),
+      call = call
+    )
+  }
+  overrides
+}
+
+# Versions and run settings recorded in the file vs. the ones at hand.
+stack_differences <- function(meta, settings, overrides) {
+  now <- py_call("versions")
+  devs <- py_call("devices")
+  rows <- list()
+  add <- function(what, original, current) {
+    original <- if (is.null(original)) NA_character_ else as.character(original)
+    current <- if (is.null(current)) NA_character_ else as.character(current)
+    if (!identical(original, current)) {
+      rows[[length(rows) + 1]] <<- data.frame(what = what, original = original, now = current)
+    }
+  }
+  for (pkg in c("python", "torch", "diffusers", "transformers", "peft", "accelerate")) {
+    add(pkg, meta$versions[[pkg]], now[[pkg]])
+  }
+  add("R", meta$versions$R, as.character(getRversion()))
+  add("rdiffusers", meta$versions$rdiffusers, as.character(utils::packageVersion("rdiffusers")))
+  add("torch_threads", meta$torch_threads, devs$torch_threads)
+  for (name in intersect(names(overrides), setdiff(names(overrides), "model"))) {
+    add(name, format_value(meta[[name]]), format_value(overrides[[name]]))
+  }
+  if (!is.null(overrides$model)) add("model", meta$model, overrides$model)
+
+  device <- settings$device
+  base <- sub(":.*", "", device %||% "cpu")
+  if (!base %in% unlist(devs$available)) {
+    sd_abort(
+      c("The image was made on device {.val {device}}, which this machine does not have.",
+        i = "Available: {.val {unlist(devs$available)}}. Pass e.g. {.code device = \"cpu\"} to regenerate it there (pixels will likely differ)."),
+      class = "rdiffusers_error_reproduce"
+    )
+  }
+  if (length(rows) == 0) {
+    return(data.frame(what = character(), original = character(), now = character()))
+  }
+  do.call(rbind, rows)
+}
+
+format_value <- function(x) {
+  if (is.null(x)) return(NA_character_)
+  paste(format(x, digits = 17), collapse = ", ")
+}
+
+# Input images of img2img/inpaint must be the ones that were used.
+reproduce_inputs <- function(meta, image, mask, dir, call = caller_env()) {
+  out <- list(image = NULL, mask = NULL,
+              differences = data.frame(what = character(), original = character(), now = character()))
+  if (identical(meta$task, "txt2img")) return(out)
+  need <- c(image = "init_image_sha256", mask = if (identical(meta$task, "inpaint")) "mask_sha256")
+  given <- list(image = image, mask = mask)
+  for (what in names(need)) {
+    if (is.null(given[[what]])) {
+      sd_abort(
+        c("This image was made by {.fn {if (what == 'mask') 'sd_inpaint' else paste0('sd_', meta$task)}} from an input {what}.",
+          i = "Pass the same {what} as {.arg {what}} (its pixel hash is {.val {meta[[need[[what]]]]}})."),
+        class = "rdiffusers_error_reproduce", call = call
+      )
+    }
+    file <- as_image_file(given[[what]], dir, what = what)
+    hash <- py_call("pixel_hash", file$path)
+    if (!identical(hash, meta[[need[[what]]]])) {
+      sd_abort(
+        c("{.arg {what}} is not the {what} this image was made from.",
+          x = "Its pixel hash is {.val {hash}}; the file records {.val {meta[[need[[what]]]]}}."),
+        class = "rdiffusers_error_reproduce", call = call
+      )
+    }
+    out[[what]] <- file$path
+  }
+  out
+}
+
+# The model to load: the preset name for tiny models (rebuilt identically),
+# the hub id at its recorded commit, or the recorded path.
+reproduce_model <- function(meta, overrides) {
+  if (!is.null(overrides$model)) return(overrides$model)
+  if (identical(meta$model_source, "tiny")) meta$model else meta$model_id %||% meta$model
+}
+
+# Local weights must be the ones that made the image.
+check_model_revision <- function(model, meta, overrides, load_args, call = caller_env()) {
+  if (!is.null(overrides$model) || identical(meta$model_source, "hub")) return(invisible())
+  info <- rlang::exec(py_call, "load_pipeline", model = model,
+                      cache_dir = sd_cache_dir(), !!!compact(load_args[c("device", "dtype", "optimize")]),
+                      call = call)
+  if (!identical(info$revision, meta$model_revision)) {
+    sd_abort(
+      c("The weights of {.val {model}} are not the ones that made this image.",
+        x = "Recorded: {.val {meta$model_revision}}; now: {.val {info$revision}}."),
+      class = "rdiffusers_error_reproduce", call = call
+    )
+  }
+  invisible()
+}
+
+# Puts exactly the recorded LoRAs (files checked by hash) on the model and
+# returns a function that brings back the LoRAs it had before.
+swap_loras <- function(model, loras, load_args, call = caller_env()) {
+  dots <- compact(load_args[c("revision", "device", "dtype", "optimize")])
+  for (l in loras) {
+    if (!file.exists(l$path)) {
+      sd_abort(
+        c("The LoRA {.val {l$name}} used for this image is missing.",
+          x = "No file at {.file {l$path}}."),
+        class = "rdiffusers_error_reproduce", call = call
+      )
+    }
+    hash <- py_call("file_sha256", l$path)
+    if (!identical(hash, l$sha256)) {
+      sd_abort(
+        c("The LoRA file {.file {l$path}} has changed since this image was made.",
+          x = "Recorded sha256 {.val {l$sha256}}; now {.val {hash}}."),
+        class = "rdiffusers_error_reproduce", call = call
+      )
+    }
+  }
+  before <- rlang::exec(sd_loras, model = model, !!!dots)
+  wanted <- vapply(loras, function(l) paste(l$name, l$sha256, format(l$scale, digits = 17)), "")
+  have <- paste(before$name, before$sha256, format(before$scale, digits = 17))
+  if (identical(unname(wanted), have)) return(function() invisible())
+
+  if (nrow(before) > 0) rlang::exec(sd_unload_lora, model = model, !!!dots)
+  restore <- function() {
+    rlang::exec(sd_unload_lora, model = model, !!!dots)
+    for (i in seq_len(nrow(before))) {
+      rlang::exec(sd_load_lora, before$path[[i]], scale = before$scale[[i]],
+                  adapter_name = before$name[[i]], model = model, trusted = TRUE, !!!dots)
+    }
+  }
+  tryCatch(
+    for (l in loras) {
+      rlang::exec(sd_load_lora, l$path, scale = l$scale, adapter_name = l$name,
+                  model = model, trusted = TRUE, !!!dots)
+    },
+    error = function(e) {
+      restore()
+      stop(e)
+    }
+  )
+  restore
+}
+
+compact <- function(x) x[!vapply(x, is.null, logical(1))]
+
+new_sd_reproduction <- function(path, meta, image, differences) {
+  original <- png::readPNG(path)
+  now <- png::readPNG(image$path)
+  if (identical(dim(original), dim(now))) {
+    diff <- round(abs(original - now) * 255)
+    channels <- if (length(dim(diff)) == 3) dim(diff)[3] else 1
+    per_pixel <- if (channels > 1) apply(diff, c(1, 2), max) else diff
+    pixels <- list(differing = sum(per_pixel > 0), max_difference = round(max(diff)))
+  } else {
+    pixels <- list(differing = NA_integer_, max_difference = NA_real_)
+  }
+  structure(
+    list(
+      identical = identical(image$meta$pixel_sha256, meta$pixel_sha256) &&
+        identical(pixels$differing, 0L),
+      image = image,
+      original = path,
+      differences = differences,
+      pixels = pixels
+    ),
+    class = "sd_reproduction"
+  )
+}
+
+#' @export
+format.sd_reproduction <- function(x, ...) {
+  head <- if (isTRUE(x$identical)) {
+    cli::format_inline("{cli::symbol$tick} Bit-identical to {.file {x$original}}")
+  } else if (is.na(x$pixels$differing)) {
+    cli::format_inline("{cli::symbol$cross} Not identical: the size differs from {.file {x$original}}")
+  } else {
+    cli::format_inline(
+      "{cli::symbol$cross} Not identical: {x$pixels$differing} pixel{?s} differ (by up to {x$pixels$max_difference}/255) from {.file {x$original}}"
+    )
+  }
+  lines <- c(head, cli::format_inline("New image: {.file {x$image$path}}"))
+  if (nrow(x$differences) > 0) {
+    lines <- c(lines, "What differs:", sprintf(
+      "  %s: %s -> %s", x$differences$what, x$differences$original, x$differences$now
+    ))
+  } else {
+    lines <- c(lines, "Stack and settings: the same as recorded.")
+  }
+  lines
+}
+
+#' @export
+print.sd_reproduction <- function(x, ...) {
+  cat(format(x, ...), sep = "\n")
+  invisible(x)
+}

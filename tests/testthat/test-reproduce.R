@@ -1,0 +1,115 @@
+test_that("sd_reproduce() regenerates tiny SD1.5, SDXL and SD3 images bit-identically", {
+  skip_if_no_python()
+  for (model in c("tiny", "tiny-sdxl", "tiny-sd3")) {
+    img <- tiny_image(model)
+    out <- sd_reproduce(img$path, output_dir = withr::local_tempdir())
+    expect_s3_class(out, "sd_reproduction")
+    expect_true(out$identical, label = model)
+    expect_identical(nrow(out$differences), 0L)
+    expect_identical(png::readPNG(out$image$path), png::readPNG(img$path))
+    expect_identical(out$image$meta$pixel_sha256, img$meta$pixel_sha256)
+    expect_identical(out$image$meta$reproduced_from$pixel_sha256, img$meta$pixel_sha256)
+  }
+})
+
+test_that("a scheduler given by A1111 name is rebuilt from its recorded config", {
+  skip_if_no_python()
+  img <- tiny_image(scheduler = "DPM++ 2M Karras")
+  out <- sd_reproduce(img$path, output_dir = withr::local_tempdir())
+  expect_true(out$identical)
+  expect_identical(out$image$meta$scheduler_config, img$meta$scheduler_config)
+})
+
+test_that("overrides change the image and are recorded in the new file", {
+  skip_if_no_python()
+  img <- tiny_image()
+  out <- sd_reproduce(img$path, steps = 3, output_dir = withr::local_tempdir())
+  expect_false(out$identical)
+  expect_true("steps" %in% out$differences$what)
+  back <- png_read_meta(out$image$path)
+  expect_identical(back$steps, 3L)
+  expect_identical(back$reproduced_from$overrides, list(steps = 3))
+  expect_identical(back$reproduced_from$file, normalizePath(img$path, winslash = "/"))
+  expect_match(format(out)[1], "Not identical")
+})
+
+test_that("a different stack is reported, not hidden", {
+  skip_if_no_python()
+  img <- tiny_image()
+  meta <- img$meta
+  meta$versions$torch <- "0.0.1"
+  edited <- file.path(withr::local_tempdir(), "edited.png")
+  png_write_meta(img$path, edited, meta = meta)
+  out <- sd_reproduce(edited, output_dir = withr::local_tempdir())
+  expect_true(out$identical)
+  row <- out$differences[out$differences$what == "torch", ]
+  expect_identical(row$original, "0.0.1")
+  expect_identical(row$now, img$meta$versions$torch)
+  expect_true(any(grepl("torch: 0.0.1 ->", format(out), fixed = TRUE)))
+})
+
+test_that("a device this machine lacks is an error that names it", {
+  skip_if_no_python()
+  skip_if(sd_config()$usable && "cuda" %in% unlist(rdiffusers:::py_call("devices")$available))
+  img <- tiny_image()
+  meta <- img$meta
+  meta$device <- "cuda"
+  edited <- file.path(withr::local_tempdir(), "cuda.png")
+  png_write_meta(img$path, edited, meta = meta)
+  expect_error(sd_reproduce(edited), class = "rdiffusers_error_reproduce")
+  # An override runs it here anyway.
+  out <- sd_reproduce(edited, device = "cpu", output_dir = withr::local_tempdir())
+  expect_true(out$identical)
+})
+
+test_that("files without rdiffusers metadata and bad overrides are classed errors", {
+  a1111 <- test_path("fixtures", "other-tools", "AUTOMATIC1111", "automatic1111_cropped.png")
+  expect_error(sd_reproduce(a1111), class = "rdiffusers_error_reproduce")
+  skip_if_no_python()
+  img <- tiny_image()
+  expect_error(sd_reproduce(img$path, colour = "red"), class = "rdiffusers_error_input")
+  expect_error(sd_reproduce(img$path, 3), class = "rdiffusers_error_input")
+})
+
+test_that("img2img images need their input image, checked by pixel hash", {
+  skip_if_no_python()
+  dir <- withr::local_tempdir()
+  base <- tiny_image(dir = dir)
+  other <- tiny_image(seed = 12, dir = dir)
+  img <- sd_img2img(base, "a lighthouse at night", model = "tiny", steps = 2,
+                    strength = 0.5, seed = 3, output_dir = dir)
+  expect_error(sd_reproduce(img$path), class = "rdiffusers_error_reproduce")
+  expect_error(sd_reproduce(img$path, image = other), class = "rdiffusers_error_reproduce")
+  out <- sd_reproduce(img$path, image = base$path, output_dir = dir)
+  expect_true(out$identical)
+})
+
+test_that("LoRAs are checked by hash, applied for the call, and the model's own restored", {
+  skip_if_no_python()
+  dir <- withr::local_tempdir()
+  on.exit(sd_unload_lora(model = "tiny"), add = TRUE)
+  lora <- file.path(dir, "style.safetensors")
+  file.copy(test_lora("repro-style", seed = 5), lora)
+  sd_load_lora(lora, scale = 0.7, adapter_name = "style", model = "tiny")
+  img <- tiny_image(dir = dir)
+  expect_identical(img$meta$loras[[1]]$name, "style")
+  sd_unload_lora(model = "tiny")
+
+  out <- sd_reproduce(img$path, output_dir = dir)
+  expect_true(out$identical)
+  expect_identical(nrow(sd_loras("tiny")), 0L)
+
+  # With another LoRA on the model, it is swapped out for the call and back.
+  other <- test_lora("repro-other", seed = 6)
+  sd_load_lora(other, scale = 0.3, adapter_name = "other", model = "tiny")
+  out <- sd_reproduce(img$path, output_dir = dir)
+  expect_true(out$identical)
+  expect_identical(sd_loras("tiny")$name, "other")
+  sd_unload_lora(model = "tiny")
+
+  # A changed file is refused rather than silently producing something else.
+  file.copy(test_lora("repro-changed", seed = 7), lora, overwrite = TRUE)
+  expect_error(sd_reproduce(img$path, output_dir = dir), class = "rdiffusers_error_reproduce")
+  unlink(lora)
+  expect_error(sd_reproduce(img$path, output_dir = dir), class = "rdiffusers_error_reproduce")
+})
