@@ -42,6 +42,7 @@
 #' }
 sd_install <- function(envname = "r-rdiffusers", ..., torch_index = NULL,
                        python = NULL, fresh = FALSE, quiet = FALSE) {
+  call <- rlang::current_env()
   check_string(envname)
   check_string(torch_index, allow_null = TRUE)
   check_string(python, allow_null = TRUE)
@@ -84,7 +85,7 @@ sd_install <- function(envname = "r-rdiffusers", ..., torch_index = NULL,
   pip <- function(args) {
     run_python(env_python, c("-m", "pip", "install", if (quiet) "--quiet",
                              "--disable-pip-version-check", args, pip_extra),
-               quiet = quiet)
+               quiet = quiet, call = call)
   }
 
   say("Installing {.pkg {reqs[is_torch]}}{if (is.null(torch_index)) '' else paste0(' from ', torch_index)}.")
@@ -171,6 +172,15 @@ check_python_version <- function(python, call = caller_env()) {
 
 run_python <- function(python, args, quiet = FALSE, call = caller_env()) {
   out <- if (quiet) TRUE else ""
+  # R puts its own library directories first on LD_LIBRARY_PATH. A Python
+  # that links libpython dynamically can then load another build's libpython
+  # (seen with pyenv on Debian: pip fails with "SSL module is not
+  # available"). pip needs none of R's libraries, so run it without them.
+  old_ld <- Sys.getenv("LD_LIBRARY_PATH", NA)
+  if (!is.na(old_ld)) {
+    Sys.unsetenv("LD_LIBRARY_PATH")
+    on.exit(Sys.setenv(LD_LIBRARY_PATH = old_ld), add = TRUE)
+  }
   status <- suppressWarnings(system2(python, shQuote(args), stdout = out, stderr = out))
   status <- attr(status, "status") %||% (if (is.numeric(status)) status else 0L)
   if (!identical(as.integer(status), 0L)) {
