@@ -2,6 +2,9 @@
 # (one row: passed, failed, skipped -- counted per test_that() block) to the
 # file named by the first argument.
 out <- commandArgs(TRUE)[1]
+# This is our own full run: snapshot tests run (testthat skips them "on CRAN"
+# unless NOT_CRAN is set) and so does the real sd_install() test.
+Sys.setenv(NOT_CRAN = "true", RDIFFUSERS_TEST_INSTALL = "true")
 res <- testthat::test_dir(
   "tests/testthat",
   package = "rdiffusers",
