@@ -8,6 +8,9 @@
 #   rdiffusers_error_lora    LoRA file rejected
 #   rdiffusers_error_file    file cannot be read or written
 #   rdiffusers_error_metadata malformed metadata
+#   rdiffusers_error_install sd_install() failed or refused
+#   rdiffusers_error_reproduce an image cannot be regenerated exactly
+# An interrupt during generation is signalled as `rdiffusers_interrupt`.
 sd_abort <- function(message, class = NULL, ..., call = caller_env(),
                      .envir = parent.frame()) {
   cli::cli_abort(

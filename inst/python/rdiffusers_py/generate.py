@@ -160,7 +160,7 @@ def run(model, prompt, negative_prompt, seeds, out_paths, width, height, steps,
                 if callback is not None:
                     kw["callback_on_step_end"] = _step_callback(callback, i + 1, steps)
                 kw = {k: v for k, v in kw.items() if k in accepted}
-                with _quiet_truncation(bool(warnings)):
+                with pipeline.quiet_logs(bool(warnings)):
                     out = pipe(**kw).images[0]
                 if out.size != (width, height):
                     out = out.resize((width, height), resample=_lanczos())
@@ -190,31 +190,6 @@ def run(model, prompt, negative_prompt, seeds, out_paths, width, height, steps,
         finally:
             pipe.scheduler = default_sched
     return results
-
-
-class _quiet_truncation:
-    """diffusers logs its own truncation notice for long prompts; when the
-    result already carries our warning, that notice is noise in R's console."""
-
-    def __init__(self, active):
-        self.active = active
-
-    def __enter__(self):
-        if self.active:
-            import diffusers
-            import transformers
-            self.old = (diffusers.utils.logging.get_verbosity(),
-                        transformers.utils.logging.get_verbosity())
-            diffusers.utils.logging.set_verbosity_error()
-            transformers.utils.logging.set_verbosity_error()
-
-    def __exit__(self, *exc):
-        if self.active:
-            import diffusers
-            import transformers
-            diffusers.utils.logging.set_verbosity(self.old[0])
-            transformers.utils.logging.set_verbosity(self.old[1])
-        return False
 
 
 def _lanczos():

@@ -25,7 +25,7 @@ import keyword
 import os
 import re
 
-from .pipeline import file_sha256
+from .pipeline import file_sha256, quiet_logs
 
 __all__ = [
     "load_lora", "unload_lora", "list_loras", "set_lora_scales", "describe",
@@ -208,22 +208,6 @@ def _restore(pipe, before, loras):
         _apply_scales(pipe, loras)
 
 
-class _quiet_diffusers:
-    """diffusers logs every mismatching tensor of a failed load (hundreds of
-    lines) and warns about components a LoRA does not touch; the outcome is
-    checked and reported here instead, in one error message."""
-
-    def __enter__(self):
-        from diffusers.utils import logging as dlog
-        self._dlog = dlog
-        self._level = dlog.get_verbosity()
-        dlog.set_verbosity(dlog.CRITICAL)
-
-    def __exit__(self, *exc):
-        self._dlog.set_verbosity(self._level)
-        return False
-
-
 def _entry_load(entry, path, scale=1.0, adapter_name=None, trusted=False):
     path = os.path.abspath(os.path.expanduser(path))
     if not os.path.isfile(path):
@@ -250,7 +234,7 @@ def _entry_load(entry, path, scale=1.0, adapter_name=None, trusted=False):
         state = _read_state_dict(path, trusted)
         before = _adapter_set(pipe)
         try:
-            with _quiet_diffusers():
+            with quiet_logs():
                 pipe.load_lora_weights(state, adapter_name=name)
         except Exception as e:
             _restore(pipe, before, loras)

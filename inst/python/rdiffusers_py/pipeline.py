@@ -6,6 +6,7 @@ Calls into one entry are serialized by its lock because diffusers pipelines
 are not thread-safe (the scheduler holds per-run state).
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -13,6 +14,7 @@ import re
 import sys
 import threading
 import time
+import warnings
 
 from . import tiny
 from .errors import InputError, ModelError
@@ -90,6 +92,31 @@ def setup_torch():
         transformers.utils.logging.disable_progress_bar()
         _QUIET = True
     return torch
+
+
+@contextlib.contextmanager
+def quiet_logs(active=True):
+    """Silence diffusers' and transformers' loggers and Python warnings for
+    a block.  Used where we report the outcome ourselves, in R's terms:
+    loading (notices about optional torchvision processors and dtype casts
+    that say nothing to an R user), failed LoRA loads (hundreds of lines of
+    mismatching tensors), and long prompts (we return our own warning)."""
+    if not active:
+        yield
+        return
+    import diffusers
+    import transformers
+    old = (diffusers.utils.logging.get_verbosity(),
+           transformers.utils.logging.get_verbosity())
+    diffusers.utils.logging.set_verbosity(diffusers.utils.logging.CRITICAL)
+    transformers.utils.logging.set_verbosity(transformers.utils.logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        diffusers.utils.logging.set_verbosity(old[0])
+        transformers.utils.logging.set_verbosity(old[1])
 
 
 def default_cache_dir():
@@ -420,29 +447,35 @@ def _load(r, variant, dtype, local_files_only):
     except ImportError:
         dtype_arg = "torch_dtype"
     try:
-        if r["source"] == "file":
-            cls = getattr(diffusers, _FAMILY_CLASSES[r["family"]])
-            kw = {dtype_arg: torch_dtype}
-            if r["config"]:
-                kw["config"] = r["config"]
-            if local_files_only or _offline():
-                kw["local_files_only"] = True
-            return cls.from_single_file(r["path"], **kw)
-        kw = {dtype_arg: torch_dtype, "local_files_only": True}
-        if variant:
-            kw["variant"] = variant
-        if r["family"] == "sd15":
-            # SD checkpoints on the hub list a safety checker; R users asked
-            # for images, and the checker needs extra weights and network.
-            kw["safety_checker"] = None
-            kw["requires_safety_checker"] = False
-        # Hub models are loaded from their resolved snapshot dir, so what is
-        # loaded is exactly the commit recorded as the revision.
-        return diffusers.DiffusionPipeline.from_pretrained(r["path"], **kw)
+        with quiet_logs():
+            return _from_pretrained(r, variant, torch_dtype, dtype_arg, local_files_only)
     except (InputError, ModelError):
         raise
     except Exception as e:  # noqa: BLE001
         raise ModelError("Could not load %s (%s: %s)" % (r["model_id"], type(e).__name__, e)) from e
+
+
+def _from_pretrained(r, variant, torch_dtype, dtype_arg, local_files_only):
+    import diffusers
+    if r["source"] == "file":
+        cls = getattr(diffusers, _FAMILY_CLASSES[r["family"]])
+        kw = {dtype_arg: torch_dtype}
+        if r["config"]:
+            kw["config"] = r["config"]
+        if local_files_only or _offline():
+            kw["local_files_only"] = True
+        return cls.from_single_file(r["path"], **kw)
+    kw = {dtype_arg: torch_dtype, "local_files_only": True}
+    if variant:
+        kw["variant"] = variant
+    if r["family"] == "sd15":
+        # SD checkpoints on the hub list a safety checker; R users asked
+        # for images, and the checker needs extra weights and network.
+        kw["safety_checker"] = None
+        kw["requires_safety_checker"] = False
+    # Hub models are loaded from their resolved snapshot dir, so what is
+    # loaded is exactly the commit recorded as the revision.
+    return diffusers.DiffusionPipeline.from_pretrained(r["path"], **kw)
 
 
 def cached():
