@@ -90,6 +90,11 @@ def setup_torch():
         import transformers
         diffusers.utils.logging.disable_progress_bar()
         transformers.utils.logging.disable_progress_bar()
+        # diffusers' lazy pipeline imports make transformers log, once per
+        # process, that torchvision is missing (the PIL image processors it
+        # falls back to are what we want). Trigger them here, quietly.
+        with quiet_logs():
+            diffusers.AutoPipelineForText2Image  # noqa: B018
         _QUIET = True
     return torch
 
