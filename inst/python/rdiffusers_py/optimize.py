@@ -177,7 +177,10 @@ def _run_in(module, half):
     import torch
     if getattr(module, "_rdiffusers_half", None) == half:
         return
-    module.to(half)
+    # nn.Module.to, not diffusers' ModelMixin.to: the latter warns about
+    # "modules to keep in float32" (an empty list for these models), and the
+    # warning would reach the R console on every load.
+    torch.nn.Module.to(module, half)
     f32 = torch.float32
 
     def pre(mod, args, kwargs):
