@@ -19,7 +19,7 @@ STAMP="$(date -u +%Y-%m-%d)"
 if [ -n "${QUICK:-}" ]; then
   REPS=2; FP_SIZE=256; BR_SIZE=128; BR_STEPS=2; DRIFT="--drift-size 256"
 else
-  REPS=4; FP_SIZE=512; BR_SIZE=256; BR_STEPS=4; DRIFT="--drift-size 512"
+  REPS=${BENCH_REPS:-4}; FP_SIZE=512; BR_SIZE=256; BR_STEPS=4; DRIFT="--drift-size 512"
 fi
 uptime > "$WORK/load_start.txt"
 
