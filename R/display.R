@@ -199,7 +199,7 @@ draw_image_grid <- function(arrays, ncol, labels = NULL, row_labels = NULL,
 #' @returns A `magick-image` (several frames for `sd_images`).
 #' @family display
 #' @examplesIf rdiffusers::sd_available() && rlang::is_installed("magick")
-#' imgs <- sd_generate("a lighthouse at dusk", model = "tiny", seed = 1:2)
+#' imgs <- sd_generate("a lighthouse at dusk", model = "tiny", n = 2, seed = 1)
 #' m <- as_magick(imgs)
 #' magick::image_append(m)
 #' @export

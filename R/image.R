@@ -15,8 +15,6 @@
 #' @param meta Named list of metadata (see `dev/ARCHITECTURE.md` for the
 #'   entries).
 #' @param x An object.
-#' @param ... Further `sd_image`/`sd_images` objects for `c()`; ignored
-#'   elsewhere.
 #' @returns `new_sd_image()`: an `sd_image`. `new_sd_images()`: an `sd_images`.
 #'   `is_sd_image()`: `TRUE`/`FALSE`.
 #' @family images

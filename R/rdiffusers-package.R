@@ -3,6 +3,7 @@
 
 ## usethis namespace: start
 #' @importFrom rlang caller_arg caller_env %||%
+#' @importFrom grDevices as.raster
 ## usethis namespace: end
 NULL
 
