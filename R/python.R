@@ -18,6 +18,7 @@ py_choose <- function() {
   if (!is.null(the$py_choice)) {
     return(the$py_choice)
   }
+  use_cache_for_torch()
   choice <- py_choose_impl()
   # Only a successful choice is final; a failed one is retried next time so
   # that sd_install() followed by a new call works without restarting R.
@@ -85,6 +86,19 @@ py_choose_impl <- function() {
   ))
 
   result(FALSE, "none", "No Python environment for rdiffusers was found.")
+}
+
+# torch writes compiled kernels (and, on import, precompiled headers) under
+# the session's temporary directory unless told otherwise. Unless the user
+# chose a place, keep them in rdiffusers' cache: they are reused across
+# sessions (optimize = "bf16-compile") and leave nothing behind in tempdir().
+# Must run before Python starts, which reads the environment once.
+use_cache_for_torch <- function() {
+  if (!nzchar(Sys.getenv("TORCHINDUCTOR_CACHE_DIR")) &&
+      !reticulate::py_available(initialize = FALSE)) {
+    Sys.setenv(TORCHINDUCTOR_CACHE_DIR = file.path(sd_cache_dir(), "torchinductor"))
+  }
+  invisible()
 }
 
 has_py_require <- function() {
