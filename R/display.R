@@ -89,7 +89,7 @@ as.array.sd_image <- function(x, ...) {
 #' @returns `x`, invisibly.
 #' @family display
 #' @examplesIf rdiffusers::sd_available()
-#' imgs <- sd_generate("a lighthouse at dusk", model = "tiny", seed = 1:4)
+#' imgs <- sd_generate("a lighthouse at dusk", model = "tiny", n = 4, seed = 1)
 #' plot(imgs[[1]])
 #' plot(imgs, ncol = 2)
 #' @export
