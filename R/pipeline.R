@@ -167,16 +167,50 @@ pipelines_df <- function(infos) {
 #'
 #' `sd_schedulers()` lists the names accepted by `scheduler =`: diffusers
 #' class names (`"EulerAncestralDiscreteScheduler"`) and the sampler names of
-#' AUTOMATIC1111's web UI (`"Euler a"`, `"DPM++ 2M Karras"`).
+#' AUTOMATIC1111's web UI (`"Euler a"`, `"DPM++ 2M Karras"`). A class name
+#' gives that class with the model's own settings; an A1111 name gives the
+#' class and options below (following the table in diffusers' scheduler
+#' docs). A name with " Karras" adds `use_karras_sigmas = TRUE` to the
+#' samplers that support it (Euler, Heun, LMS, DPM2, DPM2 a, DPM++ 2M,
+#' DPM++ 2M SDE, DPM++ SDE, UniPC, DEIS).
 #'
+#' | A1111 sampler | diffusers class | options |
+#' |---|---|---|
+#' | Euler | `EulerDiscreteScheduler` | |
+#' | Euler a | `EulerAncestralDiscreteScheduler` | |
+#' | Heun | `HeunDiscreteScheduler` | |
+#' | LMS | `LMSDiscreteScheduler` | |
+#' | DPM2 | `KDPM2DiscreteScheduler` | |
+#' | DPM2 a | `KDPM2AncestralDiscreteScheduler` | |
+#' | DPM++ 2M | `DPMSolverMultistepScheduler` | `algorithm_type = "dpmsolver++"` |
+#' | DPM++ 2M SDE | `DPMSolverMultistepScheduler` | `algorithm_type = "sde-dpmsolver++"` |
+#' | DPM++ SDE | `DPMSolverSinglestepScheduler` | |
+#' | DDIM | `DDIMScheduler` | |
+#' | PLMS (or PNDM) | `PNDMScheduler` | |
+#' | UniPC | `UniPCMultistepScheduler` | |
+#' | DEIS | `DEISMultistepScheduler` | |
+#' | LCM | `LCMScheduler` | |
+#' | TCD | `TCDScheduler` | |
+#' | DDPM | `DDPMScheduler` | |
+#'
+#' SD3 models only work with flow-matching schedulers: there "Euler",
+#' "Heun" and "LCM" mean `FlowMatchEulerDiscreteScheduler`,
+#' `FlowMatchHeunDiscreteScheduler` and `FlowMatchLCMScheduler`; other
+#' samplers are an error.
+#'
+#' @param details `FALSE` for the names only; `TRUE` for a data frame that
+#'   also gives each name's class, options and A1111 sampler/schedule type.
 #' @returns `sd_presets()`: a data frame with columns `name`, `model_id`,
 #'   `family`, `width`, `height`, `steps`, `guidance_scale`, `scheduler`.
-#'   `sd_schedulers()`: a character vector.
+#'   `sd_schedulers()`: a character vector, or with `details = TRUE` a data
+#'   frame with columns `name`, `class`, `options`, `sampler`,
+#'   `schedule_type`.
 #' @family pipelines
 #' @export
 #' @examplesIf rdiffusers::sd_available()
 #' sd_presets()
 #' head(sd_schedulers())
+#' sd_schedulers(details = TRUE)[1:4, ]
 sd_presets <- function() {
   presets <- presets_list()
   rows <- lapply(names(presets), function(name) {
@@ -200,8 +234,26 @@ sd_presets <- function() {
 
 #' @rdname sd_presets
 #' @export
-sd_schedulers <- function() {
-  names(schedulers_list())
+sd_schedulers <- function(details = FALSE) {
+  check_flag(details)
+  table <- schedulers_list()
+  if (!details) {
+    return(names(table))
+  }
+  options <- vapply(table, function(s) {
+    kw <- s$kwargs
+    if (length(kw) == 0) return("")
+    paste(names(kw), vapply(kw, deparse, ""), sep = " = ", collapse = ", ")
+  }, "")
+  data.frame(
+    name = names(table),
+    class = vapply(table, function(s) s$cls, ""),
+    options = unname(options),
+    sampler = vapply(table, function(s) s$a1111 %||% NA_character_, ""),
+    schedule_type = vapply(table, function(s) s$schedule_type %||% NA_character_, ""),
+    row.names = NULL,
+    stringsAsFactors = FALSE
+  )
 }
 
 # Presets and schedulers do not change within a session: ask Python once.

@@ -58,3 +58,16 @@ test_that("an unknown model is a model error and the session stays usable", {
                class = "rdiffusers_error_model")
   expect_s3_class(sd_load_model("tiny"), "sd_pipeline")
 })
+
+test_that("sd_schedulers(details = TRUE) documents each name's class and options", {
+  skip_if_no_python()
+  tab <- sd_schedulers(details = TRUE)
+  expect_identical(tab$name, sd_schedulers())
+  row <- tab[tab$name == "DPM++ 2M Karras", ]
+  expect_identical(row$class, "DPMSolverMultistepScheduler")
+  expect_match(row$options, 'algorithm_type = "dpmsolver++"', fixed = TRUE)
+  expect_match(row$options, "use_karras_sigmas = TRUE", fixed = TRUE)
+  expect_identical(row$schedule_type, "Karras")
+  expect_identical(tab$class[tab$name == "Euler a"], "EulerAncestralDiscreteScheduler")
+  expect_error(sd_schedulers(details = NA), class = "rdiffusers_error_input")
+})
