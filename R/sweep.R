@@ -140,14 +140,7 @@ axis_label <- function(axis, value) {
 }
 
 sweep_file <- function(dir) {
-  stem <- paste0("sweep-", format(Sys.time(), "%Y%m%d-%H%M%S"))
-  path <- file.path(dir, paste0(stem, ".png"))
-  k <- 1L
-  while (file.exists(path)) {
-    k <- k + 1L
-    path <- file.path(dir, paste0(stem, "-", k, ".png"))
-  }
-  path
+  unique_path(dir, paste0("sweep-", format(Sys.time(), "%Y%m%d-%H%M%S")))
 }
 
 # What the grid's PNG holds: the prompt and model like any image, what kind

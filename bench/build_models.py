@@ -11,48 +11,16 @@ Prints the directory of each pipeline it built (or found already built).
 """
 
 import argparse
-import json
 import os
 import sys
 
 
-def _clip_tokenizer(dirname):
-    # Byte-level vocabulary without merges: offline, deterministic, and enough
-    # to turn any prompt into token ids (see design.md, "tiny pipelines").
-    from transformers import CLIPTokenizer
-
-    os.makedirs(dirname, exist_ok=True)
-    chars = list(_bytes_to_unicode())
-    vocab = {}
-    for c in chars:
-        vocab[c] = len(vocab)
-    for c in chars:
-        vocab[c + "</w>"] = len(vocab)
-    vocab["<|startoftext|>"] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab)
-    with open(os.path.join(dirname, "vocab.json"), "w") as f:
-        json.dump(vocab, f)
-    with open(os.path.join(dirname, "merges.txt"), "w") as f:
-        f.write("#version: 0.2\n")
-    tok = CLIPTokenizer(os.path.join(dirname, "vocab.json"),
-                        os.path.join(dirname, "merges.txt"),
-                        model_max_length=77)
-    return tok
-
-
-def _bytes_to_unicode():
-    # GPT-2 / CLIP byte-to-printable-character table (not exported by every
-    # transformers version, so it is spelled out here).
-    bs = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-          + list(range(ord("®"), ord("ÿ") + 1)))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return [chr(c) for c in cs]
+def _clip_tokenizer():
+    # The package's offline byte-level tokenizer: the same code path as the
+    # tiny test models.
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "inst", "python"))
+    from rdiffusers_py.tiny import clip_tokenizer
+    return clip_tokenizer()
 
 
 def _clip_text(hidden, layers, heads, inter, projection_dim=None, with_projection=False):
@@ -111,7 +79,7 @@ def build_sd15(out, half=False):
     pipe = StableDiffusionPipeline(
         vae=_vae(512, tuple(c // w for c in (128, 256, 512, 512))),
         text_encoder=_clip_text(768, 12, 12, 3072),
-        tokenizer=_clip_tokenizer(os.path.join(out, ".tok")),
+        tokenizer=_clip_tokenizer(),
         unet=unet, scheduler=_scheduler(), safety_checker=None,
         feature_extractor=None, image_encoder=None,
         requires_safety_checker=False)
@@ -139,7 +107,7 @@ def build_sdxl(out):
         addition_embed_type="text_time", addition_time_embed_dim=256,
         projection_class_embeddings_input_dim=2816, norm_num_groups=32,
     ).eval()
-    tok = _clip_tokenizer(os.path.join(out, ".tok"))
+    tok = _clip_tokenizer()
     pipe = StableDiffusionXLPipeline(
         vae=_vae(1024),
         text_encoder=_clip_text(768, 12, 12, 3072),

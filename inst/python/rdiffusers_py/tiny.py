@@ -82,7 +82,9 @@ def _bytes_to_unicode():
     return [chr(c) for c in cs]
 
 
-def _clip_tokenizer():
+def clip_tokenizer():
+    """A byte-level CLIP tokenizer built offline (no merges): turns any prompt
+    into token ids.  Also used by bench/build_models.py."""
     from transformers import CLIPTokenizer
     chars = _bytes_to_unicode()
     tokens = chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"]
@@ -134,7 +136,7 @@ def _sd15():
         beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
         clip_sample=False, set_alpha_to_one=False, steps_offset=1)
     return StableDiffusionPipeline(
-        unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=_clip_tokenizer(),
+        unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=clip_tokenizer(),
         scheduler=scheduler, safety_checker=None, feature_extractor=None,
         image_encoder=None, requires_safety_checker=False)
 
@@ -170,8 +172,8 @@ def _sdxl():
         beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
         steps_offset=1, timestep_spacing="leading")
     return StableDiffusionXLPipeline(
-        unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=_clip_tokenizer(),
-        text_encoder_2=text_encoder_2, tokenizer_2=_clip_tokenizer(),
+        unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=clip_tokenizer(),
+        text_encoder_2=text_encoder_2, tokenizer_2=clip_tokenizer(),
         scheduler=scheduler, image_encoder=None, feature_extractor=None)
 
 
@@ -204,8 +206,8 @@ def _sd3():
         shift_factor=0.0609, scaling_factor=1.5035)
     return StableDiffusion3Pipeline(
         transformer=transformer, vae=vae, scheduler=FlowMatchEulerDiscreteScheduler(),
-        text_encoder=text_encoder, tokenizer=_clip_tokenizer(),
-        text_encoder_2=text_encoder_2, tokenizer_2=_clip_tokenizer(),
+        text_encoder=text_encoder, tokenizer=clip_tokenizer(),
+        text_encoder_2=text_encoder_2, tokenizer_2=clip_tokenizer(),
         text_encoder_3=text_encoder_3, tokenizer_3=_t5_tokenizer())
 
 
