@@ -557,7 +557,7 @@ as_chr <- function(x) {
 
 # Drops NULL entries and keeps the sd_generate() order first.
 compact_meta <- function(x) {
-  x <- x[!vapply(x, is.null, logical(1))]
+  x <- compact(x)
   front <- c("prompt", "negative_prompt", "seed", "steps", "guidance_scale",
              "width", "height", "model", "scheduler", "sampler", "schedule_type",
              "strength", "clip_skip")

@@ -251,8 +251,6 @@ swap_loras <- function(model, loras, load_args, call = caller_env()) {
   restore
 }
 
-compact <- function(x) x[!vapply(x, is.null, logical(1))]
-
 new_sd_reproduction <- function(path, meta, image, differences) {
   original <- png::readPNG(path)
   now <- png::readPNG(image$path)

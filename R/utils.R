@@ -25,3 +25,6 @@ sd_abort <- function(message, class = NULL, ..., call = caller_env(),
 abort_input <- function(message, ..., call = caller_env(), .envir = parent.frame()) {
   sd_abort(message, class = "rdiffusers_error_input", ..., call = call, .envir = .envir)
 }
+
+# Drops NULL elements of a list.
+compact <- function(x) x[!vapply(x, is.null, logical(1))]
