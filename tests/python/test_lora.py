@@ -7,18 +7,16 @@ must leave them exactly as they were.
 
 import hashlib
 import os
-import sys
 import threading
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "inst", "python"))
+# Plain imports: a missing torch, diffusers or peft must fail the run, never
+# skip it (conftest.py puts inst/python on sys.path).
+import peft  # noqa: E402,F401
+import torch  # noqa: E402
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("diffusers")
-pytest.importorskip("peft")
-
-from rdiffusers_py import errors, lora, tiny  # noqa: E402
+from rdiffusers_py import errors, lora, pipeline, tiny  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -233,9 +231,6 @@ def test_sdxl_lora_changes_sdxl_output_and_unloads(files):
 
 
 def test_api_functions_work_on_cached_entries(files, tmp_path):
-    pipeline = pytest.importorskip("rdiffusers_py.pipeline")
-    if not hasattr(pipeline, "get_entry"):
-        pytest.skip("pipeline.get_entry not available yet")
     from rdiffusers_py import api
     model = files["sd15"]
     try:
