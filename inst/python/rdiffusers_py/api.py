@@ -19,7 +19,7 @@ from . import schedulers as _schedulers
 from . import tiny as _tiny
 
 __all__ = [
-    "versions", "devices", "presets", "schedulers", "tiny_model",
+    "versions", "devices", "presets", "schedulers", "tiny_model", "tiny_single_file",
     "load_pipeline", "cached_pipelines", "free_pipelines", "generate",
     "pixel_hash", "file_sha256",
 ]
@@ -67,6 +67,14 @@ def tiny_model(name, cache_dir):
     pipeline `name` with save_pretrained() under cache_dir; return its dir.
     cache_dir None: RDIFFUSERS_CACHE_DIR or ~/.cache/rdiffusers."""
     return _tiny.build(name, cache_dir or _pipeline.default_cache_dir())
+
+
+def tiny_single_file(cache_dir):
+    """Write (once, offline) tiny model "tiny" as one original-layout (LDM)
+    .safetensors checkpoint under cache_dir; return its path.  It loads
+    offline with config = tiny_model("tiny", cache_dir).
+    cache_dir None: RDIFFUSERS_CACHE_DIR or ~/.cache/rdiffusers."""
+    return _tiny.tiny_single_file(cache_dir or _pipeline.default_cache_dir())
 
 
 def load_pipeline(model, revision=None, device="auto", dtype="auto",

@@ -14,7 +14,7 @@ import threading
 
 from .errors import InputError
 
-__all__ = ["TINY", "tiny_dir", "build"]
+__all__ = ["TINY", "tiny_dir", "build", "tiny_single_file"]
 
 # Bump the suffix when a config below changes, so old caches are not reused.
 _VERSION = "v1"
@@ -64,6 +64,191 @@ def build(name, cache_dir):
         if os.path.isdir(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+# --- a single-file (original LDM layout) checkpoint --------------------------
+
+def tiny_single_file(cache_dir):
+    """Return the path of <cache_dir>/tiny/tiny-v1.safetensors, writing it once.
+
+    It holds the weights of tiny model "tiny" (SD1.5 layout) as ONE checkpoint
+    in the original LDM/CompVis layout (model.diffusion_model.*,
+    first_stage_model.*, cond_stage_model.transformer.*), like the files
+    people download from model sites.  It exists so that single-file loading
+    can be tested offline: from_single_file(path, config=<tiny dir>) must give
+    back exactly the weights of the tiny diffusers directory.
+    The file is written to a temporary name next to the target and renamed
+    into place, so readers never see half a file.
+    """
+    import json
+    from safetensors.torch import load_file, save_file
+    target = os.path.join(cache_dir, "tiny", "tiny-%s.safetensors" % _VERSION)
+    if os.path.isfile(target):
+        return target
+    src = build("tiny", cache_dir)
+
+    def part(sub, weights):
+        with open(os.path.join(src, sub, "config.json"), encoding="utf-8") as f:
+            config = json.load(f)
+        return load_file(os.path.join(src, sub, weights)), config
+
+    unet, unet_config = part("unet", "diffusion_pytorch_model.safetensors")
+    vae, vae_config = part("vae", "diffusion_pytorch_model.safetensors")
+    clip, _ = part("text_encoder", "model.safetensors")
+    out = {}
+    for prefix, converted in [("model.diffusion_model.", _unet_to_ldm(unet, unet_config)),
+                              ("first_stage_model.", _vae_to_ldm(vae, vae_config)),
+                              ("cond_stage_model.transformer.", _clip_to_ldm(clip))]:
+        for k, v in converted.items():
+            out[prefix + k] = v.contiguous()
+    fd, tmp = tempfile.mkstemp(prefix=".tiny-single-file-", suffix=".safetensors",
+                               dir=os.path.dirname(target))
+    os.close(fd)
+    try:
+        save_file(out, tmp, metadata={"format": "pt"})
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return target
+
+
+def _rename(sd, prefixes, fixed=(), inner=None, what="model"):
+    """Rename diffusers keys to LDM keys.  fixed: whole-key renames; prefixes:
+    (diffusers prefix, LDM prefix, kind); inner[kind](rest, tensor) renames the
+    part after the prefix (and may reshape the tensor).  Every key must be
+    mapped: an unmapped key is an error, never silently dropped."""
+    fixed = dict(fixed)
+    out = {}
+    for key, value in sd.items():
+        if key in fixed:
+            new = fixed[key]
+        else:
+            for old, ldm, kind in prefixes:
+                if key.startswith(old):
+                    rest = key[len(old):]
+                    if inner and kind in inner:
+                        rest, value = inner[kind](rest, value)
+                    new = ldm + rest
+                    break
+            else:
+                raise ValueError("No LDM name for %s key %r." % (what, key))
+        if new in out:
+            raise ValueError("Two %s keys map to LDM key %r." % (what, new))
+        out[new] = value
+    return out
+
+
+def _swap_first(rest, names):
+    head, _, tail = rest.partition(".")
+    return (names.get(head, head) + "." + tail) if tail else names.get(head, head)
+
+
+# diffusers ResnetBlock2D -> LDM ResBlock (UNet) / ResnetBlock (VAE).
+_UNET_RESNET = {"norm1": "in_layers.0", "conv1": "in_layers.2", "time_emb_proj": "emb_layers.1",
+                "norm2": "out_layers.0", "conv2": "out_layers.3",
+                "conv_shortcut": "skip_connection"}
+_VAE_RESNET = {"conv_shortcut": "nin_shortcut"}
+_VAE_ATTN = {"group_norm": "norm", "to_q": "q", "to_k": "k", "to_v": "v", "to_out": "proj_out"}
+
+
+def _unet_to_ldm(sd, config):
+    """diffusers UNet2DConditionModel (SD1.x/2.x) -> LDM UNetModel keys: the
+    inverse of diffusers' convert_ldm_unet_checkpoint.  Transformer (attention)
+    blocks keep their inner names in both layouts."""
+    lpb = config["layers_per_block"]
+    if not isinstance(lpb, int):
+        raise ValueError("Only an integer layers_per_block has an LDM layout.")
+    n = len(config["block_out_channels"])
+    p = []
+    # input_blocks.0 is conv_in; then each down block holds lpb layers
+    # (resnet [+ attention]) and, except the last, a downsampler.
+    for b in range(n):
+        base = 1 + b * (lpb + 1)
+        for j in range(lpb):
+            ldm = "input_blocks.%d." % (base + j)
+            p.append(("down_blocks.%d.resnets.%d." % (b, j), ldm + "0.", "res"))
+            p.append(("down_blocks.%d.attentions.%d." % (b, j), ldm + "1.", None))
+        p.append(("down_blocks.%d.downsamplers.0.conv." % b, "input_blocks.%d.0.op." % (base + lpb),
+                  None))
+    p += [("mid_block.resnets.0.", "middle_block.0.", "res"),
+          ("mid_block.attentions.0.", "middle_block.1.", None),
+          ("mid_block.resnets.1.", "middle_block.2.", "res")]
+    # Each up block holds lpb + 1 layers; the upsampler sits in the last one,
+    # after its attention when the block has attentions.
+    for b in range(n):
+        base = b * (lpb + 1)
+        for j in range(lpb + 1):
+            ldm = "output_blocks.%d." % (base + j)
+            p.append(("up_blocks.%d.resnets.%d." % (b, j), ldm + "0.", "res"))
+            p.append(("up_blocks.%d.attentions.%d." % (b, j), ldm + "1.", None))
+        has_attn = any(k.startswith("up_blocks.%d.attentions." % b) for k in sd)
+        p.append(("up_blocks.%d.upsamplers.0." % b,
+                  "output_blocks.%d.%d." % (base + lpb, 2 if has_attn else 1), None))
+    fixed = {"time_embedding.linear_1.weight": "time_embed.0.weight",
+             "time_embedding.linear_1.bias": "time_embed.0.bias",
+             "time_embedding.linear_2.weight": "time_embed.2.weight",
+             "time_embedding.linear_2.bias": "time_embed.2.bias",
+             "conv_in.weight": "input_blocks.0.0.weight", "conv_in.bias": "input_blocks.0.0.bias",
+             "conv_norm_out.weight": "out.0.weight", "conv_norm_out.bias": "out.0.bias",
+             "conv_out.weight": "out.2.weight", "conv_out.bias": "out.2.bias"}
+    inner = {"res": lambda rest, v: (_swap_first(rest, _UNET_RESNET), v)}
+    return _rename(sd, p, fixed, inner, "UNet")
+
+
+def _vae_attn(rest, value):
+    # to_out.0.weight -> proj_out.weight; linear weights -> 1x1 conv weights.
+    if rest.startswith("to_out.0."):
+        rest = "to_out." + rest[len("to_out.0."):]
+    rest = _swap_first(rest, _VAE_ATTN)
+    if rest.endswith("weight") and value.ndim == 2:
+        value = value.reshape(value.shape[0], value.shape[1], 1, 1)
+    return rest, value
+
+
+def _vae_to_ldm(sd, config):
+    """diffusers AutoencoderKL -> LDM AutoencoderKL keys: the inverse of
+    diffusers' convert_ldm_vae_checkpoint (decoder blocks are numbered from
+    the lowest resolution in diffusers, from the highest in LDM)."""
+    n = len(config["block_out_channels"])
+    p = []
+    for b in range(n):
+        p.append(("encoder.down_blocks.%d.resnets." % b, "encoder.down.%d.block." % b, "res"))
+        p.append(("encoder.down_blocks.%d.downsamplers.0.conv." % b,
+                  "encoder.down.%d.downsample.conv." % b, None))
+        ldm = n - 1 - b
+        p.append(("decoder.up_blocks.%d.resnets." % b, "decoder.up.%d.block." % ldm, "res"))
+        p.append(("decoder.up_blocks.%d.upsamplers.0.conv." % b,
+                  "decoder.up.%d.upsample.conv." % ldm, None))
+    for part in ("encoder", "decoder"):
+        p += [("%s.mid_block.resnets.0." % part, "%s.mid.block_1." % part, "mid"),
+              ("%s.mid_block.resnets.1." % part, "%s.mid.block_2." % part, "mid"),
+              ("%s.mid_block.attentions.0." % part, "%s.mid.attn_1." % part, "attn")]
+    fixed = {}
+    for part in ("encoder", "decoder"):
+        for t in ("weight", "bias"):
+            fixed["%s.conv_norm_out.%s" % (part, t)] = "%s.norm_out.%s" % (part, t)
+            for name in ("conv_in", "conv_out"):
+                fixed["%s.%s.%s" % (part, name, t)] = "%s.%s.%s" % (part, name, t)
+    for name in ("quant_conv", "post_quant_conv"):
+        for t in ("weight", "bias"):
+            fixed["%s.%s" % (name, t)] = "%s.%s" % (name, t)
+
+    def res(rest, v):
+        # "<j>.conv_shortcut.weight": keep the index, rename the layer.
+        j, _, tail = rest.partition(".")
+        return j + "." + _swap_first(tail, _VAE_RESNET), v
+
+    inner = {"res": res, "mid": lambda rest, v: (_swap_first(rest, _VAE_RESNET), v),
+             "attn": _vae_attn}
+    return _rename(sd, p, fixed, inner, "VAE")
+
+
+def _clip_to_ldm(sd):
+    """transformers CLIPTextModel -> the keys under cond_stage_model.transformer.
+    (transformers >= 5.6 saves CLIPTextModel without the text_model. level
+    that original checkpoints have)."""
+    return {(k if k.startswith("text_model.") else "text_model." + k): v for k, v in sd.items()}
 
 
 # --- tokenizers -------------------------------------------------------------

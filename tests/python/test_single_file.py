@@ -1,0 +1,88 @@
+"""Single-file (original LDM layout) checkpoints, loaded offline.
+
+tiny.tiny_single_file() writes tiny model "tiny" as one .safetensors file in
+the layout of checkpoints from model sites; loading it with the tiny diffusers
+directory as config must give back exactly the same weights and images.
+"""
+
+import os
+
+import pytest
+import torch
+
+from rdiffusers_py import pipeline, tiny
+from rdiffusers_py.errors import ModelError
+
+
+@pytest.fixture(scope="module")
+def ckpt(cache_dir):
+    return tiny.tiny_single_file(cache_dir)
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(cache_dir):
+    return tiny.build("tiny", cache_dir)
+
+
+def test_file_is_written_once_in_ldm_layout(api, cache_dir, ckpt):
+    from diffusers.loaders.single_file_utils import infer_diffusers_model_type
+    from safetensors.torch import load_file
+    assert ckpt == os.path.join(cache_dir, "tiny", "tiny-v1.safetensors")
+    mtime = os.stat(ckpt).st_mtime_ns
+    assert api.tiny_single_file(cache_dir) == ckpt
+    assert os.stat(ckpt).st_mtime_ns == mtime
+    # No temporary files left next to it.
+    assert not [f for f in os.listdir(os.path.dirname(ckpt)) if f.startswith(".")]
+    sd = load_file(ckpt)
+    prefixes = {k.split(".")[0] for k in sd}
+    assert prefixes == {"model", "first_stage_model", "cond_stage_model"}
+    assert all(k.startswith(("model.diffusion_model.", "first_stage_model.",
+                             "cond_stage_model.transformer.text_model.")) for k in sd)
+    for key in ["model.diffusion_model.time_embed.0.weight",
+                "model.diffusion_model.input_blocks.2.0.op.weight",        # downsampler
+                "model.diffusion_model.input_blocks.3.1.proj_in.weight",   # attention
+                "model.diffusion_model.middle_block.2.emb_layers.1.weight",
+                "model.diffusion_model.output_blocks.1.2.conv.weight",     # upsampler
+                "model.diffusion_model.output_blocks.3.0.skip_connection.weight",
+                "model.diffusion_model.out.2.weight",
+                "first_stage_model.encoder.down.1.block.0.nin_shortcut.weight",
+                "first_stage_model.decoder.up.0.block.0.nin_shortcut.weight",
+                "first_stage_model.decoder.up.1.upsample.conv.weight",
+                "first_stage_model.decoder.norm_out.weight",
+                "cond_stage_model.transformer.text_model.embeddings.position_embedding.weight"]:
+        assert key in sd, key
+    assert sd["first_stage_model.encoder.mid.attn_1.q.weight"].shape == (8, 8, 1, 1)
+    assert infer_diffusers_model_type(sd) == "v1"
+
+
+def test_checkpoint_loads_offline_with_the_same_weights(ckpt, tiny_dir, cache_dir, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    entry = pipeline.get_entry(ckpt, config=tiny_dir, cache_dir=cache_dir)
+    info = entry.info
+    assert info["source"] == "file" and info["family"] == "sd15"
+    assert info["pipeline_class"] == "StableDiffusionPipeline"
+    assert info["revision"] == "sha256:" + pipeline.file_sha256(ckpt)
+    ref = pipeline.get_entry("tiny", cache_dir=cache_dir).pipe
+    for name in ("unet", "vae", "text_encoder"):
+        got = getattr(entry.pipe, name).state_dict()
+        want = getattr(ref, name).state_dict()
+        assert set(got) == set(want), name
+        for k, v in want.items():
+            assert got[k].dtype == v.dtype and torch.equal(got[k], v), "%s.%s" % (name, k)
+
+
+def test_same_pixels_from_file_and_directory(gen, ckpt, tiny_dir, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from_dir = gen(model="tiny", seeds=("3",))[0]
+    from_file = gen(model=ckpt, config=tiny_dir, seeds=("3",))[0]
+    assert from_file["meta"]["model_source"] == "file"
+    assert from_dir["meta"]["model_source"] == "tiny"
+    assert from_file["meta"]["pixel_sha256"] == from_dir["meta"]["pixel_sha256"]
+
+
+def test_without_config_offline_is_a_model_error(ckpt, cache_dir, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # diffusers would fetch the SD1.5 configs from the hub; offline that is
+    # a prompt ModelError, not a hang or a traceback from huggingface_hub.
+    with pytest.raises(ModelError, match="Could not load"):
+        pipeline.get_entry(ckpt, cache_dir=cache_dir)
