@@ -184,3 +184,12 @@ def test_input_errors_are_classed(gen, picture):
         gen(task="img2img", image="/no/such/file.png")
     with pytest.raises(RdiffusersError):
         gen(task="outpaint")
+
+
+def test_unset_settings_take_family_defaults_and_native_size(gen):
+    # Models without a preset (hub ids, directories, files) arrive with None.
+    meta = gen(seeds=["4"], width=None, height=None, steps=None, guidance_scale=None)[0]["meta"]
+    assert (meta["width"], meta["height"]) == (64, 64)  # tiny: sample 32 x VAE factor 2
+    assert meta["steps"] == 30 and meta["guidance_scale"] == 7.5
+    again = gen(seeds=["4"], width=64, height=64, steps=30, guidance_scale=7.5)[0]["meta"]
+    assert again["pixel_sha256"] == meta["pixel_sha256"]

@@ -77,8 +77,6 @@ test_that("a single-file checkpoint loads offline and draws the same pixels", {
   path <- rdiffusers:::py_call("tiny_single_file", sd_cache_dir())
   expect_true(file.exists(path))
   config <- rdiffusers:::py_call("tiny_model", "tiny", sd_cache_dir())
-  # guidance_scale explicit: a checkpoint file has no preset defaults
-  # (7.5 is the "tiny" preset's).
   args <- list("a fox", width = 64, height = 64, steps = 2, guidance_scale = 7.5,
                seed = 3, output_dir = withr::local_tempdir())
   from_file <- do.call(sd_generate, c(args, model = path, config = config))
@@ -86,5 +84,12 @@ test_that("a single-file checkpoint loads offline and draws the same pixels", {
   expect_identical(from_file$meta$model_source, "file")
   expect_identical(from_dir$meta$model_source, "tiny")
   expect_identical(from_file$meta$pixel_sha256, from_dir$meta$pixel_sha256)
+
+  # A file has no preset: unset settings take the family's usual values at
+  # the pipeline's native size (64 x 64 for the tiny model).
+  plain <- sd_generate("a fox", model = path, config = config, seed = 3,
+                       output_dir = withr::local_tempdir())
+  expect_identical(plain$meta[c("width", "height", "steps", "guidance_scale")],
+                   list(width = 64L, height = 64L, steps = 30L, guidance_scale = 7.5))
   sd_free()
 })

@@ -125,6 +125,9 @@ def generate(model, prompt, negative_prompt, seeds, out_paths, width, height,
     seeds: decimal strings 0 .. 2^64-1; image i uses a CPU torch.Generator
     seeded with int(seeds[i]) and is generated alone (batch of 1), so it
     regenerates identically on its own.
+    width, height, steps, guidance_scale: None = the family's usual
+    settings (SD 1.x/2.x 30 steps at 7.5, SDXL 30 at 5.0, SD3 28 at 7.0) at
+    the pipeline's native size; meta records the values used.
     scheduler: A1111 or diffusers name; None = the model's default.  The
     cached pipeline's scheduler is never changed.  scheduler_config (the
     dict from meta) rebuilds the scheduler exactly; scheduler then names

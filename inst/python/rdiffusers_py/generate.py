@@ -69,10 +69,6 @@ def run(model, prompt, negative_prompt, seeds, out_paths, width, height, steps,
     prompts = _as_list(prompt, n, "prompt")
     negatives = _as_list(negative_prompt, n, "negative_prompt")
     seeds = [_seed(s) for s in _as_list(seeds, n, "seed")]
-    steps = int(steps)
-    width, height = int(width), int(height)
-    if steps < 1:
-        raise InputError("steps must be at least 1, not %d." % steps)
     if task != "txt2img":
         if image is None:
             raise InputError("%s needs an input image (image)." % task)
@@ -90,6 +86,17 @@ def run(model, prompt, negative_prompt, seeds, out_paths, width, height, steps,
 
     with entry.lock:
         pipe = entry.task(task)
+        # Models without a preset (hub ids, directories, files) get their
+        # family's usual settings and the pipeline's native size; the values
+        # used are what the metadata records.
+        d_steps, d_guidance = _FAMILY_DEFAULTS[family]
+        steps = int(d_steps if steps is None else steps)
+        guidance_scale = float(d_guidance if guidance_scale is None else guidance_scale)
+        native = _native_size(pipe)
+        width = int(native if width is None else width)
+        height = int(native if height is None else height)
+        if steps < 1:
+            raise InputError("steps must be at least 1, not %d." % steps)
         factor = int(getattr(pipe, "vae_scale_factor", 8))
         if family == "sd3":
             factor *= int(getattr(pipe.transformer.config, "patch_size", 1))
@@ -190,6 +197,23 @@ def run(model, prompt, negative_prompt, seeds, out_paths, width, height, steps,
         finally:
             pipe.scheduler = default_sched
     return results
+
+
+# Usual settings per family for models without a preset: (steps, guidance).
+_FAMILY_DEFAULTS = {"sd15": (30, 7.5), "sdxl": (30, 5.0), "sd3": (28, 7.0)}
+
+
+def _native_size(pipe):
+    """The image size a pipeline makes when not told: its latent sample size
+    times the VAE's scale factor (512 for SD 1.5, 1024 for SDXL and SD3)."""
+    factor = int(getattr(pipe, "vae_scale_factor", 8))
+    sample = getattr(pipe, "default_sample_size", None)
+    if sample is None:
+        denoiser = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
+        sample = getattr(denoiser.config, "sample_size", 64)
+    if isinstance(sample, (tuple, list)):
+        sample = sample[0]
+    return int(sample) * factor
 
 
 def _lanczos():
