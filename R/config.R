@@ -13,11 +13,7 @@
 sd_available <- function() {
   tryCatch({
     choice <- py_choose()
-    isTRUE(choice$ok) && all(vapply(
-      c("torch", "diffusers", "transformers"),
-      reticulate::py_module_available,
-      logical(1)
-    ))
+    isTRUE(choice$ok) && all(py_has_modules(c("torch", "diffusers", "transformers")))
   }, error = function(e) FALSE)
 }
 
@@ -71,9 +67,7 @@ sd_config <- function() {
     return(new_sd_config(out))
   }
   missing <- c("torch", "diffusers", "transformers")
-  missing <- missing[!vapply(missing, function(m) {
-    tryCatch(reticulate::py_module_available(m), error = function(e) FALSE)
-  }, logical(1))]
+  missing <- missing[!tryCatch(py_has_modules(missing), error = function(e) FALSE)]
   if (length(missing)) {
     out$error <- paste0("Python modules missing: ", paste(missing, collapse = ", "), ".")
     out$fix <- fix_install
@@ -132,6 +126,13 @@ format.sd_config <- function(x, ...) {
       " (default ", x$devices$default %||% "?", ", ",
       x$devices$torch_threads %||% "?", " torch threads)"
     )))
+    if (identical(x$devices$torch_blas, "too late")) {
+      # torch was imported before rdiffusers could keep it on its own BLAS.
+      out <- c(out, line("warning", paste(
+        "torch was imported before rdiffusers and may use R's BLAS (much slower float32).",
+        "Restart R and use rdiffusers before importing torch yourself."
+      )))
+    }
   }
   if (!is.null(x$pipelines)) {
     out <- c(out, line("pipelines", if (nrow(x$pipelines)) {

@@ -101,6 +101,15 @@ use_cache_for_torch <- function() {
   invisible()
 }
 
+# Which of `modules` the chosen Python can import, found without importing
+# them: importing torch takes seconds, and must come after the helper module
+# has kept torch on its own BLAS (inst/python/rdiffusers_py/_blas.py).
+# (reticulate::py_module_available() imports the module.)
+py_has_modules <- function(modules) {
+  util <- reticulate::import("importlib.util")
+  vapply(modules, function(m) !is.null(util$find_spec(m)), logical(1))
+}
+
 has_py_require <- function() {
   utils::packageVersion("reticulate") >= "1.41" &&
     exists("py_require", envir = asNamespace("reticulate"), inherits = FALSE)

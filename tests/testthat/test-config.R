@@ -29,3 +29,12 @@ test_that("an unusable configuration prints what is missing and the fix", {
   ))
   expect_snapshot(print(cfg))
 })
+
+test_that("torch keeps its own BLAS inside R", {
+  skip_if_no_python()
+  skip_if_not(identical(Sys.info()[["sysname"]], "Linux"))
+  # R's BLAS is in the process's global symbol scope; without rdiffusers'
+  # binding torch's float32 matmuls would run on it (60x slower with the
+  # reference BLAS). Python started by rdiffusers binds torch first.
+  expect_identical(rdiffusers:::py_call("devices")$torch_blas, "deepbind")
+})

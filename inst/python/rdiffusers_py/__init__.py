@@ -6,4 +6,9 @@ lists/dicts of those.  Seeds cross the bridge as decimal strings.  Pixels cross
 as PNG files.  See api.py for the functions R calls.
 """
 
-from .api import *  # noqa: F401,F403
+from ._blas import bind_torch_blas
+
+# Must run before anything imports torch (see _blas.py).
+TORCH_BLAS = bind_torch_blas()
+
+from .api import *  # noqa: E402,F401,F403
