@@ -20,7 +20,7 @@ args <- commandArgs(trailingOnly = TRUE)
 model_dir <- normalizePath(args[[1]])
 size <- as.integer(args[[2]])
 steps <- as.integer(args[[3]])
-reps <- min(as.integer(args[[4]]), 3L)  # a shared 2-core machine: keep the run short
+reps <- as.integer(args[[4]])
 out_json <- args[[5]]
 
 suppressMessages(pkgload::load_all(".", quiet = TRUE))

@@ -14,6 +14,12 @@ options(rdiffusers.optimize = "none", rdiffusers.progress = FALSE)
 now <- function() proc.time()[["elapsed"]]
 out_dir <- file.path(tempdir(), "bench-cold")
 t_pkg <- now()
+# R's own footprint before Python starts (R, its packages, pkgload): the
+# fixed cost of running from R rather than Python.
+rss_mib <- function(field) {
+  as.numeric(gsub("[^0-9]", "", grep(paste0("^", field), readLines("/proc/self/status"), value = TRUE))) / 1024
+}
+r_baseline <- rss_mib("VmRSS")
 invisible(rdiffusers:::py_call("versions"))  # starts Python, imports torch + diffusers
 t_py <- now()
 gen <- function(seed) {
@@ -26,12 +32,12 @@ t_first <- now()
 img2 <- gen(2)
 t_second <- now()
 info <- rdiffusers:::py_call("cached_pipelines")
-hwm <- grep("^VmHWM", readLines("/proc/self/status"), value = TRUE)
 res <- list(
   side = "R", package_load_s = t_pkg - t0, python_start_s = t_py - t_pkg,
   first_call_s = t_first - t_py, second_call_s = t_second - t_first,
   load_seconds = info[[1]]$load_seconds,
-  peak_rss_mib = as.numeric(gsub("[^0-9]", "", hwm)) / 1024,
+  peak_rss_mib = rss_mib("VmHWM"),
+  r_baseline_rss_mib = r_baseline,
   pixel_sha256 = img2$meta$pixel_sha256
 )
 jsonlite::write_json(res, args[[4]], auto_unbox = TRUE, pretty = TRUE, digits = NA)

@@ -32,13 +32,21 @@ echo "== 5. CPU fast path"
   $DRIFT --json "$WORK/fastpath.json"
 
 echo "== 1 + 3. bridge overhead, batch, progress"
-Rscript bench/bridge.R "$WORK/sd15-half-random" "$BR_SIZE" "$BR_STEPS" "$((REPS + 1))" \
+# Generation at 256^2 takes seconds, and run-to-run noise on a shared 2-core
+# machine is several percent: the bridge needs many repeats to resolve 2 %.
+Rscript bench/bridge.R "$WORK/sd15-half-random" "$BR_SIZE" "$BR_STEPS" "$((REPS * 3))" \
   "$WORK/bridge.json"
 
 echo "== 2 + 4. cold vs warm, peak memory (fresh processes, alternating)"
 for i in 1 2; do
   Rscript bench/cold.R "$WORK/sd15-half-random" "$BR_SIZE" "$BR_STEPS" "$WORK/cold-r-$i.json"
   "$PY" bench/cold.py "$WORK/sd15-half-random" "$BR_SIZE" "$BR_STEPS" "$WORK/cold-py-$i.json"
+done
+
+echo "== 4. peak memory on the full-size SD1.5 layout (512^2, 2 steps)"
+for i in 1 2; do
+  Rscript bench/cold.R "$WORK/sd15-random" 512 2 "$WORK/mem-full-r-$i.json"
+  "$PY" bench/cold.py "$WORK/sd15-random" 512 2 "$WORK/mem-full-py-$i.json"
 done
 
 if command -v nvidia-smi >/dev/null 2>&1 && "$PY" -c 'import torch,sys; sys.exit(not torch.cuda.is_available())'; then
