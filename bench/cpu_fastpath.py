@@ -4,8 +4,8 @@ On a full-size SD1.5-layout pipeline with random weights (bench/build_models.py)
 this measures, side by side in one run and repeated (min of the repeats):
 - the matmul peak of this machine in bf16 and float32 (2048^3 GEMM);
 - one UNet step with CFG (batch 2) at --size for: fp32 (plain diffusers),
-  bf16 autocast, the package's "bf16" mode (bf16 weights, fp32 interface),
-  "bf16" + channels_last, and optionally "bf16-compile";
+  bf16 autocast, bf16 weights (fp32 interface), bf16 + channels_last (the
+  package's "bf16" mode), and optionally + torch.compile ("bf16-compile");
 - the share of the bf16 matmul peak each reaches (FLOPs counted by
   torch.utils.flop_counter on the same call);
 - the drift of the package's "bf16" mode from fp32 on the full pipeline
@@ -90,8 +90,8 @@ def main(argv=None):
     variants = {
         "fp32 (diffusers default)": lambda: step(unet32),
         "bf16 autocast": lambda: step(unet32, autocast=True),
-        "bf16 (package)": lambda: step(unet_bf),
-        "bf16 + channels_last": lambda: step(unet_bf_cl, cl=True),
+        "bf16 weights": lambda: step(unet_bf),
+        "bf16 + channels_last (package)": lambda: step(unet_bf_cl, cl=True),
     }
     compile_s = None
     if args.compile:
