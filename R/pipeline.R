@@ -45,9 +45,15 @@ sd_cache_dir <- function() {
 #' @param variant Weight variant on the hub such as `"fp16"`, or `NULL`.
 #' @param config For a single-file checkpoint, a local diffusers directory
 #'   or hub id whose configuration describes it; `NULL` otherwise.
-#' @param optimize Speed settings: `"auto"` (what is safe for the device),
-#'   `"none"`, or a mode the Python helper knows. Defaults to the option
-#'   `rdiffusers.optimize`.
+#' @param optimize Speed settings. `"auto"`: on a CPU with native bfloat16
+#'   (AVX512-BF16 / AMX) `"bf16"`, on CUDA half precision with channels-last
+#'   memory and VAE tiling, otherwise `"none"`. `"none"`: the pipeline as
+#'   diffusers loads it. `"bf16"`: denoiser and VAE in bfloat16 with
+#'   channels-last memory behind a float32 interface (pixels differ a little
+#'   from float32). `"fp16"` (GPU only), `"channels_last"`, and
+#'   `"bf16-compile"` (adds `torch.compile()`: minutes to compile, again for
+#'   each new image size). The mode used is stored in each image's metadata.
+#'   Defaults to the option `rdiffusers.optimize`.
 #' @returns An `sd_pipeline` object: a list describing the loaded pipeline
 #'   (`key`, `model`, `family`, `pipeline_class`, `device`, `dtype`,
 #'   `scheduler`, `loaded`: whether this call loaded it, ...).
