@@ -46,8 +46,8 @@ sd_cache_dir <- function() {
 #' @param config For a single-file checkpoint, a local diffusers directory
 #'   or hub id whose configuration describes it; `NULL` otherwise.
 #' @param optimize Speed settings. `"auto"`: on a CPU with native bfloat16
-#'   (AVX512-BF16 / AMX) `"bf16"`, on CUDA half precision with channels-last
-#'   memory and VAE tiling, otherwise `"none"`. `"none"`: the pipeline as
+#'   (AVX512-BF16 / AMX) `"bf16"`; on CUDA channels-last memory (and, for a
+#'   float32 pipeline, half precision and VAE tiling); otherwise `"none"`. `"none"`: the pipeline as
 #'   diffusers loads it. `"bf16"`: denoiser and VAE in bfloat16 with
 #'   channels-last memory behind a float32 interface (pixels differ a little
 #'   from float32). `"fp16"` (GPU only), `"channels_last"`, and
