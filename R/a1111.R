@@ -178,8 +178,8 @@ is_jpeg <- function(head) {
 }
 
 is_webp <- function(head) {
-  length(head) >= 12 && identical(rawToChar(head[1:4]), "RIFF") &&
-    identical(rawToChar(head[9:12]), "WEBP")
+  length(head) >= 12 && identical(raw_chr(head[1:4]), "RIFF") &&
+    identical(raw_chr(head[9:12]), "WEBP")
 }
 
 # The EXIF UserComment of a JPEG or WebP file (where A1111 puts its
@@ -208,9 +208,9 @@ read_exif_comment <- function(path) {
     repeat {
       hdr <- readBin(con, "raw", 8)
       if (length(hdr) < 8) break
-      fourcc <- rawToChar(hdr[1:4])
+      fourcc <- raw_chr(hdr[1:4])
       len <- sum(as.double(as.integer(hdr[5:8])) * 256^(0:3))
-      if (fourcc == "EXIF" && len <= png_text_limit) {
+      if (identical(fourcc, "EXIF") && len <= png_text_limit) {
         exif <- readBin(con, "raw", len)
         if (length(exif) > 6 && identical(exif[1:6], exif_magic)) exif <- exif[-(1:6)]
         break
@@ -229,7 +229,7 @@ exif_magic <- as.raw(c(0x45, 0x78, 0x69, 0x66, 0, 0))
 
 # UserComment (tag 0x9286) from a TIFF block, decoded to UTF-8.
 exif_user_comment <- function(tiff) {
-  big <- identical(rawToChar(tiff[1:2]), "MM")
+  big <- identical(raw_chr(tiff[1:2]), "MM")
   u16 <- function(at) {
     b <- as.integer(tiff[at + 1:2])
     if (big) b[1] * 256 + b[2] else b[2] * 256 + b[1]
@@ -280,7 +280,7 @@ read_stealth_a1111 <- function(path) {
   con <- file(path, "rb")
   ihdr <- readBin(con, "raw", 33)
   close(con)
-  if (length(ihdr) < 33 || rawToChar(ihdr[13:16]) != "IHDR") {
+  if (length(ihdr) < 33 || !identical(raw_chr(ihdr[13:16]), "IHDR")) {
     return(NULL)
   }
   width <- unsigned_be(ihdr[17:20])
@@ -303,7 +303,7 @@ read_stealth_a1111 <- function(path) {
   if (length(bits) < 120 + 32) {
     return(NULL)
   }
-  sig <- rawToChar(to_bytes(bits[1:120]))
+  sig <- raw_chr(to_bytes(bits[1:120]))
   if (!sig %in% c("stealth_pnginfo", "stealth_pngcomp")) {
     return(NULL)
   }

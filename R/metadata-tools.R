@@ -71,7 +71,7 @@ normalize_comfyui <- function(graph) {
 # (1.x command line: "prompt" -s steps -S seed -W width -H height -C cfg
 # -A sampler).
 normalize_invokeai <- function(chunks) {
-  get <- function(key) if (key %in% names(chunks)) chunks[[key]] else NULL
+  get <- function(key) chunk_value(chunks, key)
   json <- parse_json_loose(get("invokeai_metadata"))
   if (is.list(json)) {
     model <- json$model
@@ -146,18 +146,21 @@ invoke_split_prompt <- function(prompt) {
   )
 }
 
+# A text chunk's value, or NULL when the file has no such chunk.
+chunk_value <- function(chunks, key) if (key %in% names(chunks)) chunks[[key]] else NULL
+
 # NovelAI: prompt in `Description`, settings as JSON in `Comment`.
 normalize_novelai <- function(chunks) {
-  json <- parse_json_loose(chunks[["Comment"]] %||% "") %||% list()
+  json <- parse_json_loose(chunk_value(chunks, "Comment") %||% "") %||% list()
   compact_meta(list(
-    prompt = as_chr(chunks[["Description"]] %||% json$prompt),
+    prompt = as_chr(chunk_value(chunks, "Description") %||% json$prompt),
     negative_prompt = as_chr(json$uc),
     seed = as_seed(json$seed),
     steps = as_int(json$steps),
     guidance_scale = as_dbl(json$scale),
     width = as_int(json$width),
     height = as_int(json$height),
-    model = if ("Source" %in% names(chunks)) chunks[["Source"]],
+    model = chunk_value(chunks, "Source"),
     sampler = as_chr(json$sampler),
     strength = as_dbl(json$strength)
   ))

@@ -172,12 +172,12 @@ png_text_chunk_bytes <- function(path) {
   n <- length(bytes)
   while (pos + 12 <= n) {
     len <- unsigned_be(bytes[pos + 1:4])
-    type <- rawToChar(bytes[pos + 5:8])
+    type <- raw_chr(bytes[pos + 5:8])
     end <- pos + 12 + len
     if (end > n) break
     if (type %in% png_text_types) out[[length(out) + 1]] <- bytes[(pos + 1):end]
     pos <- end
-    if (type == "IEND") break
+    if (identical(type, "IEND")) break
   }
   out
 }
@@ -242,7 +242,10 @@ json_doubles <- function(x) {
   out
 }
 
-# Shortest of 15, 16 or 17 significant digits that reads back identically.
+# Shortest of 15, 16 or 17 significant digits that reads back identically;
+# whole numbers below 1e17 in plain digits, so a seed such as
+# 3456789012345670 is never written as 3.45678901234567e+15 (which A1111,
+# Civitai and a Pillow user could not use).
 format_double <- function(x) {
   out <- sprintf("%.15g", x)
   for (digits in 16:17) {
@@ -250,6 +253,8 @@ format_double <- function(x) {
     if (!any(redo)) break
     out[redo] <- sprintf(paste0("%.", digits, "g"), x[redo])
   }
+  whole <- is.finite(x) & x == trunc(x) & abs(x) < 1e17
+  out[whole] <- sprintf("%.0f", x[whole])
   out
 }
 

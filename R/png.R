@@ -334,19 +334,19 @@ png_replace_text <- function(src, text_chunks, call = caller_env()) {
   seen_iend <- FALSE
   while (pos + 12 <= n) {
     len <- unsigned_be(bytes[pos + 1:4])
-    type <- rawToChar(bytes[pos + 5:8])
+    type <- raw_chr(bytes[pos + 5:8])
     end <- pos + 12 + len
     if (end > n) {
       break
     }
     if (!type %in% png_text_types) {
       pieces[[length(pieces) + 1]] <- bytes[(pos + 1):end]
-      if (type == "IHDR") {
+      if (identical(type, "IHDR")) {
         pieces <- c(pieces, text_chunks)
       }
     }
     pos <- end
-    if (type == "IEND") {
+    if (identical(type, "IEND")) {
       seen_iend <- TRUE
       break
     }

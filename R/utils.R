@@ -26,5 +26,9 @@ abort_input <- function(message, ..., call = caller_env(), .envir = parent.frame
   sd_abort(message, class = "rdiffusers_error_input", ..., call = call, .envir = .envir)
 }
 
+# rawToChar() that cannot fail: NA when the bytes hold a NUL (no signature,
+# chunk type or keyword may contain one; a hostile file may).
+raw_chr <- function(x) if (any(x == as.raw(0))) NA_character_ else rawToChar(x)
+
 # Drops NULL elements of a list.
 compact <- function(x) x[!vapply(x, is.null, logical(1))]

@@ -86,3 +86,16 @@ test_that("meta without generation settings gives no parameters chunk", {
   png_write_meta(src, out, meta = list(author = "me"))
   expect_false("parameters" %in% names(png_read_meta(out, format = "raw")))
 })
+
+test_that("large whole-number seeds are written in plain digits, never as 1e+15", {
+  meta <- list(prompt = "a fox", seed = 3456789012345670, steps = 2L,
+               guidance_scale = 7.5, width = 64L, height = 64L)
+  ref <- a1111_reference_parse(meta_to_a1111(meta))
+  expect_identical(ref[["Seed"]], "3456789012345670")
+  path <- file.path(withr::local_tempdir(), "seed.png")
+  png_write_meta(local_png(), path, meta = meta)
+  expect_identical(png_read_meta(path)$seed, 3456789012345670)
+  plain <- png_read_meta(path, format = "raw")
+  expect_identical(plain[["seed"]], "3456789012345670")
+  expect_identical(parse_a1111(plain[["parameters"]])$seed, 3456789012345670)
+})

@@ -108,3 +108,30 @@ test_that("images without metadata give an empty result", {
   expect_length(meta, 0)
   expect_identical(attr(meta, "tool"), "none")
 })
+
+test_that("NUL bytes where a signature or chunk type is expected give classed results", {
+  # Not an image: starts like a TIFF with a NUL inside the first bytes.
+  notimg <- write_bytes(as.raw(c(0x49, 0x00, 0x2a, 0x01, rep(0x41, 40))))
+  expect_error(png_read_meta(notimg), class = "rdiffusers_error_file")
+  # A chunk whose type field holds a NUL: a warning and what was read so far.
+  chunks <- tiny_png_chunks()
+  bad <- rdiffusers:::png_chunk("tEXt", charToRaw("k\001v"))
+  bad[5:8] <- as.raw(c(0x74, 0x00, 0x58, 0x74))
+  path <- write_bytes(png_bytes(chunks$ihdr, bad, chunks$idat, chunks$iend))
+  expect_warning(res <- png_read_meta(path), class = "rdiffusers_warning_metadata")
+  expect_s3_class(res, "sd_meta")
+  expect_length(res, 0)
+})
+
+test_that("a NovelAI file without its Comment chunk is read, not crashed on", {
+  chunks <- tiny_png_chunks()
+  text <- function(key, value) {
+    rdiffusers:::png_chunk("tEXt", c(charToRaw(key), as.raw(0), charToRaw(value)))
+  }
+  path <- write_bytes(png_bytes(chunks$ihdr, text("Software", "NovelAI"),
+                                text("Source", "NAI Diffusion"), chunks$idat, chunks$iend))
+  res <- png_read_meta(path)
+  expect_identical(attr(res, "tool"), "novelai")
+  expect_identical(res$model, "NAI Diffusion")
+  expect_null(res$prompt)
+})
