@@ -193,3 +193,20 @@ def test_unset_settings_take_family_defaults_and_native_size(gen):
     assert meta["steps"] == 30 and meta["guidance_scale"] == 7.5
     again = gen(seeds=["4"], width=64, height=64, steps=30, guidance_scale=7.5)[0]["meta"]
     assert again["pixel_sha256"] == meta["pixel_sha256"]
+
+
+def test_settings_the_model_cannot_run_are_input_errors(gen, tmp_path):
+    from rdiffusers_py.errors import InputError
+    first = gen(seeds=["1"])[0]
+    with pytest.raises(InputError, match="steps x strength"):
+        gen(task="img2img", image=first["path"], steps=2, strength=0.3)
+    with pytest.raises(InputError, match="clip_skip"):
+        gen(clip_skip=5)  # the tiny text encoder has 2 layers
+
+
+def test_meta_records_the_model_as_this_call_named_it(gen, api, cache_dir):
+    path = api.tiny_model("tiny", cache_dir)
+    a = gen(model=path, seeds=["1"])[0]["meta"]
+    b = gen(model=path + "/", seeds=["1"])[0]["meta"]
+    assert (a["model"], b["model"]) == (path, path + "/")
+    assert a["pixel_sha256"] == b["pixel_sha256"]

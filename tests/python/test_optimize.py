@@ -133,3 +133,28 @@ def test_channels_last_changes_memory_format_only(api, cache_dir):
     out = _run(pipe)
     assert np.array_equal(out, _run(pipe))
     assert np.abs(out - ref).max() < 1e-3
+
+
+@pytest.mark.parametrize("name", ["tiny", "tiny-sd3"])
+def test_bf16_passes_timesteps_unrounded(api, cache_dir, name):
+    # Euler / flow-matching timesteps are fractional (964.55...); bf16 would
+    # round them (to 964), so the denoiser must still see float32 timesteps.
+    pipe = _load(api, cache_dir, name)
+    if name == "tiny":
+        from diffusers import EulerDiscreteScheduler
+        pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
+    opt.apply(pipe, "cpu", "float32", "bf16")
+    denoiser = pipe.unet if name == "tiny" else pipe.transformer
+    seen = []
+
+    def spy(mod, args, kwargs):
+        t = kwargs.get("timestep", args[1] if len(args) > 1 else None)
+        seen.append(t.clone())
+
+    denoiser.register_forward_pre_hook(spy, with_kwargs=True)  # runs after ours
+    _run(pipe, num_inference_steps=4)
+    assert seen and all(t.dtype == torch.float32 for t in seen)
+    # Exactly the scheduler's values (before the fix: bf16-rounded).
+    sched = pipe.scheduler.timesteps.to(torch.float32)
+    got = torch.stack([t.reshape(-1)[0] for t in seen])
+    assert torch.equal(got, sched[:len(got)])

@@ -97,6 +97,16 @@ def run(model, prompt, negative_prompt, seeds, out_paths, width, height, steps,
         height = int(native if height is None else height)
         if steps < 1:
             raise InputError("steps must be at least 1, not %d." % steps)
+        if task != "txt2img" and int(steps * strength) < 1:
+            # diffusers runs int(steps * strength) steps; zero fails deep inside.
+            raise InputError("steps x strength must be at least 1 (%d x %s runs no step): "
+                             "raise steps or strength." % (steps, strength))
+        if clip_skip is not None:
+            encoder = getattr(pipe, "text_encoder", None)
+            layers = getattr(getattr(encoder, "config", None), "num_hidden_layers", None)
+            if layers is not None and not 0 <= int(clip_skip) < layers:
+                raise InputError("clip_skip must be between 0 and %d for this model, not %s."
+                                 % (layers - 1, clip_skip))
         factor = int(getattr(pipe, "vae_scale_factor", 8))
         if family == "sd3":
             factor *= int(getattr(pipe.transformer.config, "patch_size", 1))
@@ -180,7 +190,7 @@ def run(model, prompt, negative_prompt, seeds, out_paths, width, height, steps,
                     "width": width, "height": height, "guidance_scale": float(guidance_scale),
                     "strength": strength if task != "txt2img" else None,
                     "clip_skip": None if clip_skip is None else int(clip_skip),
-                    "model": info["model"], "model_id": info["model_id"],
+                    "model": model, "model_id": info["model_id"],
                     "model_source": info["source"], "model_revision": info["revision"],
                     "family": family, "pipeline_class": type(pipe).__name__,
                     "scheduler": type(sched).__name__, "scheduler_config": sched_config,

@@ -151,23 +151,25 @@ def _channels_last(*modules):
             m.to(memory_format=torch.channels_last)
 
 
-def _cast(obj, src, dst):
+def _cast(obj, src, dst, min_ndim=0):
     """Cast floating tensors of dtype `src` inside obj (tensor, tuple, list,
-    dict, diffusers BaseOutput) to `dst`; leave everything else alone."""
+    dict, diffusers BaseOutput) to `dst`; leave everything else alone, and
+    tensors with fewer than `min_ndim` dimensions too."""
     import torch
     if isinstance(obj, torch.Tensor):
-        return obj.to(dst) if obj.dtype == src else obj
+        return obj.to(dst) if obj.dtype == src and obj.ndim >= min_ndim else obj
     if isinstance(obj, dict):
         # BaseOutput is an OrderedDict subclass whose fields are also
         # attributes; assigning through __setitem__ keeps both in sync.
         for k in list(obj.keys()):
-            obj[k] = _cast(obj[k], src, dst)
+            obj[k] = _cast(obj[k], src, dst, min_ndim)
         return obj
     if isinstance(obj, tuple):
-        return type(obj)(_cast(o, src, dst) for o in obj) if not hasattr(obj, "_fields") \
-            else type(obj)(*(_cast(o, src, dst) for o in obj))
+        return type(obj)(_cast(o, src, dst, min_ndim) for o in obj) \
+            if not hasattr(obj, "_fields") \
+            else type(obj)(*(_cast(o, src, dst, min_ndim) for o in obj))
     if isinstance(obj, list):
-        return [_cast(o, src, dst) for o in obj]
+        return [_cast(o, src, dst, min_ndim) for o in obj]
     return obj
 
 
@@ -185,8 +187,10 @@ def _run_in(module, half):
     torch.nn.Module.to(module, half)
     f32 = torch.float32
 
+    # Timesteps (0-d or 1-d) stay float32: bf16 would round 964.55 to 964.
+    # The models embed them in float32 and cast the embedding themselves.
     def pre(mod, args, kwargs):
-        return _cast(args, f32, half), _cast(kwargs, f32, half)
+        return _cast(args, f32, half, min_ndim=2), _cast(kwargs, f32, half, min_ndim=2)
 
     def post(mod, args, kwargs, output):
         return _cast(output, half, f32)

@@ -161,6 +161,12 @@ def resolve_device(device):
     if base not in avail:
         raise InputError("device %r is not available here; available: %s."
                          % (device, ", ".join(avail)))
+    if base == "cuda" and ":" in device:
+        import torch
+        index = device.split(":", 1)[1]
+        if not index.isdigit() or int(index) >= torch.cuda.device_count():
+            raise InputError("device %r does not exist: this machine has %d CUDA device(s)."
+                             % (device, torch.cuda.device_count()))
     return device
 
 
@@ -322,8 +328,10 @@ def _resolve_hub(model_id, revision, variant, local_files_only):
     from diffusers import DiffusionPipeline
     offline = bool(local_files_only) or _offline()
     try:
+        # safety_checker=None: it is never loaded (see _from_pretrained), so
+        # do not download its 1.2 GB either.
         path = DiffusionPipeline.download(model_id, revision=revision, variant=variant,
-                                          local_files_only=offline)
+                                          local_files_only=offline, safety_checker=None)
     except Exception as e:  # noqa: BLE001
         hint = (" It is not in the local Hugging Face cache and downloads are off "
                 "(HF_HUB_OFFLINE or local_files_only)." if offline else "")
@@ -402,11 +410,17 @@ def get_entry(model, revision=None, device="auto", dtype="auto", variant=None, c
             return entry
         t0 = time.perf_counter()
         pipe = _load(r, variant, dtype, local_files_only)
-        if device != "cpu":  # loaded on the CPU; .to("cpu") would only log a notice
-            pipe.to(device)
-        pipe.set_progress_bar_config(disable=True)
-        _clip_skip_shim(pipe)
-        applied = opt.apply(pipe, device, dtype, mode)
+        try:
+            if device != "cpu":  # loaded on the CPU; .to("cpu") would only log a notice
+                pipe.to(device)
+            pipe.set_progress_bar_config(disable=True)
+            _clip_skip_shim(pipe)
+            applied = opt.apply(pipe, device, dtype, mode)
+        except (InputError, ModelError):
+            raise
+        except Exception as e:  # noqa: BLE001 - e.g. out of GPU memory
+            raise ModelError("Could not prepare %s on %s (%s: %s)"
+                             % (r["model_id"], device, type(e).__name__, e)) from e
         info = {"key": key, "model": model, "model_id": r["model_id"], "model_path": r["path"],
                 "source": r["source"], "family": r["family"],
                 "pipeline_class": type(pipe).__name__, "revision": r["revision"],
