@@ -60,11 +60,12 @@ sd_reproduce <- function(path, ..., image = NULL, mask = NULL,
   inputs <- reproduce_inputs(meta, image, mask, input_dir)
   differences <- rbind(differences, inputs$differences)
 
-  load_args <- list(
-    revision = if (identical(settings$model_source, "hub")) settings$model_revision,
+  # A new model is loaded at its default revision, not the recorded one.
+  load_args <- rlang::exec(check_dots_load, !!!compact(list(
+    revision = if (is.null(overrides$model) && identical(meta$model_source, "hub")) meta$model_revision,
     device = settings$device, dtype = settings$dtype, optimize = settings$optimize,
     clip_skip = settings$clip_skip
-  )
+  )))
   model <- reproduce_model(meta, overrides)
   check_model_revision(model, meta, overrides, load_args)
 
@@ -79,7 +80,7 @@ sd_reproduce <- function(path, ..., image = NULL, mask = NULL,
     guidance_scale = settings$guidance_scale, seed = settings$seed, n = 1,
     scheduler = settings$scheduler,
     scheduler_config = if (!scheduler_changed) meta$scheduler_config,
-    output_dir = output_dir, load_args = compact(load_args), progress = progress,
+    output_dir = output_dir, load_args = load_args, progress = progress,
     image = inputs$image, mask = inputs$mask, strength = settings$strength,
     keep_unmasked = settings$keep_unmasked %||% TRUE,
     extra_meta = list(reproduced_from = list(
@@ -105,6 +106,16 @@ check_overrides <- function(overrides, call = caller_env()) {
       c("Cannot override {.val {bad}}.", i = "Settings that can be changed: {.val {allowed}}."),
       call = call
     )
+  }
+  # One image is regenerated: one prompt, one seed. The other settings are
+  # checked by sd_run() and check_dots_load() like sd_generate()'s.
+  for (name in intersect(c("prompt", "negative_prompt", "seed", "model"), names(overrides))) {
+    if (length(overrides[[name]]) != 1) {
+      abort_input("{.arg {name}} must be a single value to regenerate one image.", call = call)
+    }
+  }
+  if (!is.null(overrides$strength)) {
+    overrides$strength <- check_strength(overrides$strength, arg = "strength", call = call)
   }
   overrides
 }
@@ -134,7 +145,7 @@ stack_differences <- function(meta, settings, overrides) {
 
   device <- settings$device
   base <- sub(":.*", "", device %||% "cpu")
-  if (!base %in% unlist(devs$available)) {
+  if (!identical(device, "auto") && !base %in% unlist(devs$available)) {
     sd_abort(
       c("The image was made on device {.val {device}}, which this machine does not have.",
         i = "Available: {.val {unlist(devs$available)}}. Pass e.g. {.code device = \"cpu\"} to regenerate it there (pixels will likely differ)."),

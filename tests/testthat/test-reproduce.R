@@ -113,3 +113,15 @@ test_that("LoRAs are checked by hash, applied for the call, and the model's own 
   unlink(lora)
   expect_error(sd_reproduce(img$path, output_dir = dir), class = "rdiffusers_error_reproduce")
 })
+
+test_that("overrides are checked like sd_generate()'s arguments", {
+  skip_if_no_python()
+  img <- tiny_image()
+  expect_error(sd_reproduce(img$path, clip_skip = NA), class = "rdiffusers_error_input")
+  expect_error(sd_reproduce(img$path, seed = c(1, 2)), class = "rdiffusers_error_input")
+  expect_error(sd_reproduce(img$path, prompt = c("a", "b")), class = "rdiffusers_error_input")
+  expect_error(sd_reproduce(img$path, strength = 2), class = "rdiffusers_error_input")
+  # device = "auto" is a valid override, not a device to look for.
+  out <- sd_reproduce(img$path, device = "auto", output_dir = withr::local_tempdir())
+  expect_true(out$identical)
+})
