@@ -157,8 +157,8 @@ sd_run <- function(task, prompt, negative_prompt = NULL, model = sd_default_mode
   )
   on.exit(unlink(tmp_paths), add = TRUE)
 
-  p <- progress_begin(n_images, steps %||% NA_integer_, progress, call = call)
-  on.exit(progress_end(p), add = TRUE)
+  p <- progress_start(n_images, steps %||% NA_integer_, show = progress, call = call)
+  on.exit(progress_done(p), add = TRUE)
 
   # Same default as sd_load_model(), so both find the same cached pipeline.
   load_args$optimize <- load_args$optimize %||% getOption("rdiffusers.optimize", "auto")
@@ -220,15 +220,10 @@ r_side_meta <- function(meta, created) {
   meta
 }
 
-# png_write_meta() (R/metadata.R) inserts the metadata chunks; until it
-# exists, the pixel-only file is moved into place.
+# Inserts the metadata chunks into Python's pixel-only PNG, writing the final
+# file atomically (png_write_meta()), then drops the temporary file.
 write_final_png <- function(tmp, final, meta) {
-  writer <- get0("png_write_meta", envir = asNamespace("rdiffusers"), inherits = FALSE)
-  if (is.function(writer)) {
-    writer(tmp, final, meta = meta)
-  } else if (!file.rename(tmp, final)) {
-    file.copy(tmp, final)
-  }
+  png_write_meta(tmp, final, meta = meta)
   unlink(tmp)
   invisible(final)
 }
@@ -282,20 +277,6 @@ with_interrupts <- function(p, run) {
   )
 }
 
-# progress.R is optional here: generation works without a progress display.
-progress_begin <- function(n_images, steps, show, call) {
-  start <- get0("progress_start", envir = asNamespace("rdiffusers"), inherits = FALSE)
-  if (!is.function(start)) {
-    return(list(callback = NULL))
-  }
-  start(n_images, steps, show = show, call = call)
-}
-
-progress_end <- function(p) {
-  done <- get0("progress_done", envir = asNamespace("rdiffusers"), inherits = FALSE)
-  if (is.function(done) && is.environment(p)) done(p)
-  invisible()
-}
 
 # Checks ------------------------------------------------------------------
 

@@ -3,7 +3,8 @@
 #' Creates (or refreshes) a Python virtual environment with the versions of
 #' torch, diffusers, transformers and their companions that rdiffusers is
 #' tested with (pinned in `inst/python/requirements.txt`). Afterwards, restart
-#' R: rdiffusers finds the environment by itself (see [sd_config()]).
+#' R: rdiffusers finds the default environment, `"r-rdiffusers"`, by itself
+#' (see [sd_config()]); for another `envname`, point `RDIFFUSERS_PYTHON` at it.
 #'
 #' torch is installed first, on its own, so that you can choose its build with
 #' `torch_index`:
@@ -104,14 +105,6 @@ sd_install <- function(envname = "r-rdiffusers", ..., torch_index = NULL,
     cli::cli_alert_success("rdiffusers' Python environment is ready. Restart R to use it.")
   }
   invisible(env_python)
-}
-
-check_flag <- function(x, arg = caller_arg(x), call = caller_env()) {
-  if (!is.logical(x) || length(x) != 1 || is.na(x)) {
-    abort_input("{.arg {arg}} must be {.code TRUE} or {.code FALSE}, not {.obj_type_friendly {x}}.",
-                call = call)
-  }
-  invisible(x)
 }
 
 marker_file <- function(dir) file.path(dir, "rdiffusers-env.txt")

@@ -63,8 +63,8 @@ meta_plain_keys <- c("negative_prompt", "seed", "steps", "guidance_scale",
 #'                                       seed = 42, steps = 20L))
 #' png_read_meta(out)
 png_write_meta <- function(x, path, meta = NULL, overwrite = FALSE) {
-  meta_check_string(path)
-  meta_check_flag(overwrite)
+  check_string(path)
+  check_flag(overwrite)
   src <- meta_source_path(x)
   on.exit(if (!identical(src$tmp, FALSE)) unlink(src$path), add = TRUE)
   if (is.null(meta)) {
@@ -382,7 +382,7 @@ decode_double <- function(e) {
 #' m
 #' identical(as.list(m), meta)
 png_read_meta <- function(path, format = "auto") {
-  meta_check_string(path)
+  check_string(path)
   format <- rlang::arg_match(format, c("auto", "rdiffusers", "a1111", "comfyui",
                                        "invokeai", "novelai", "fooocus", "swarmui",
                                        "text", "raw"))
@@ -621,18 +621,3 @@ type_text_value <- function(key, value) {
   value
 }
 
-meta_check_string <- function(x, arg = caller_arg(x), call = caller_env()) {
-  if (!rlang::is_string(x) || !nzchar(x)) {
-    abort_input("{.arg {arg}} must be a single non-empty string, not {.obj_type_friendly {x}}.",
-                call = call)
-  }
-  invisible(x)
-}
-
-meta_check_flag <- function(x, arg = caller_arg(x), call = caller_env()) {
-  if (!rlang::is_bool(x)) {
-    abort_input("{.arg {arg}} must be {.code TRUE} or {.code FALSE}, not {.obj_type_friendly {x}}.",
-                call = call)
-  }
-  invisible(x)
-}

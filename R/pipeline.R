@@ -72,8 +72,10 @@ sd_load_model <- function(model = sd_default_model(), revision = NULL,
     revision = revision, device = device, dtype = dtype, variant = variant,
     config = config, optimize = optimize
   ))
-  info <- rlang::exec(py_call, "load_pipeline", model = model,
-                      cache_dir = sd_cache_dir(), !!!args)
+  info <- with_status(
+    "Loading {.val {model}}",
+    rlang::exec(py_call, "load_pipeline", model = model, cache_dir = sd_cache_dir(), !!!args)
+  )
   new_sd_pipeline(info)
 }
 
@@ -274,20 +276,6 @@ schedulers_list <- function(call = caller_env()) {
 }
 
 # Checks ------------------------------------------------------------------
-
-check_string <- function(x, allow_null = FALSE, arg = caller_arg(x),
-                         call = caller_env()) {
-  if (allow_null && is.null(x)) {
-    return(invisible(x))
-  }
-  if (!is.character(x) || length(x) != 1 || is.na(x) || !nzchar(x)) {
-    abort_input(
-      "{.arg {arg}} must be a single non-empty string{if (allow_null) ' or NULL' else ''}, not {.obj_type_friendly {x}}.",
-      call = call
-    )
-  }
-  invisible(x)
-}
 
 # A model is a preset name, a hub id ("owner/name"), or a local path. Only a
 # bare name that is no preset and no existing path is certainly wrong.

@@ -78,10 +78,6 @@ zlib_inflate <- function(x, limit = png_text_limit) {
   out
 }
 
-zlib_deflate <- function(x) {
-  memCompress(x, type = "gzip")
-}
-
 # Keywords --------------------------------------------------------------------
 
 # TRUE for a valid PNG keyword: 1-79 Latin-1 printable characters, no
@@ -278,7 +274,8 @@ png_chunk <- function(type, data) {
 }
 
 # One text chunk: tEXt when the text is Latin-1, iTXt (UTF-8) otherwise;
-# long text is compressed so big JSON stays small.
+# never compressed (readers differ in what they decompress, and the JSON of
+# one image is a few kilobytes).
 png_text_chunk <- function(keyword, text) {
   text <- enc2utf8(text)
   key_raw <- iconv(keyword, "UTF-8", "latin1", toRaw = TRUE)[[1]]

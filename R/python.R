@@ -7,7 +7,8 @@
 #   2. RETICULATE_PYTHON  -- reticulate honours it by itself
 #   3. the virtualenv "r-rdiffusers" made by sd_install()
 #   4. reticulate::py_require() with the pinned requirements (reticulate >= 1.41)
-# Environment variables are read, never written.
+# RDIFFUSERS_PYTHON and RETICULATE_PYTHON are read, never written (the one
+# variable set is TORCHINDUCTOR_CACHE_DIR, when unset: use_cache_for_torch()).
 
 sd_envname <- function() "r-rdiffusers"
 

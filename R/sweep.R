@@ -18,8 +18,8 @@
 #' @param ... Further arguments for [sd_generate()] (e.g. `model`, `width`,
 #'   `height`, `negative_prompt`, `scheduler`), the same for every cell.
 #' @param output_dir Directory for the cell images and the grid.
-#' @param file Path of the grid PNG. By default a new `sweep-*.png` file in
-#'   `output_dir`.
+#' @param file Path of the grid PNG; it must not exist yet. By default a new
+#'   `sweep-*.png` file in `output_dir`.
 #' @param progress Show progress over the cells: `NULL` (the option
 #'   `rdiffusers.progress`, by default `TRUE` in interactive sessions),
 #'   `TRUE`/`FALSE`, `"summary"` or `"none"`.
@@ -47,6 +47,13 @@ sd_sweep <- function(prompt, seed = NULL, guidance_scale = NULL, steps = NULL,
   dots <- list(...)
   if ("n" %in% names(dots)) {
     abort_input("{.fn sd_sweep} makes one image per combination; {.arg n} is not used.")
+  }
+  check_string(output_dir)
+  check_string(file, allow_null = TRUE)
+  if (!is.null(file) && file.exists(file)) {
+    # Checked before generating anything: a sweep never replaces a file.
+    sd_abort(c("{.file {file}} already exists.", i = "Choose another {.arg file}."),
+             class = "rdiffusers_error_file")
   }
   dir.create(output_dir, recursive = TRUE, showWarnings = FALSE)
   file <- file %||% sweep_file(output_dir)
@@ -194,7 +201,7 @@ write_sweep_grid <- function(images, ncol, col_labels, row_labels, meta, file,
                     col_labels = col_labels, cex = 1),
     finally = grDevices::dev.off(dev)
   )
-  png_write_meta(tmp, file, meta = meta, overwrite = TRUE)
+  png_write_meta(tmp, file, meta = meta)
   invisible(file)
 }
 

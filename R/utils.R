@@ -32,3 +32,27 @@ raw_chr <- function(x) if (any(x == as.raw(0))) NA_character_ else rawToChar(x)
 
 # Drops NULL elements of a list.
 compact <- function(x) x[!vapply(x, is.null, logical(1))]
+
+# Checks shared by every exported function --------------------------------
+
+check_string <- function(x, allow_null = FALSE, arg = caller_arg(x),
+                         call = caller_env()) {
+  if (allow_null && is.null(x)) {
+    return(invisible(x))
+  }
+  if (!is.character(x) || length(x) != 1 || is.na(x) || !nzchar(x)) {
+    abort_input(
+      "{.arg {arg}} must be a single non-empty string{if (allow_null) ' or NULL' else ''}, not {.obj_type_friendly {x}}.",
+      call = call
+    )
+  }
+  invisible(x)
+}
+
+check_flag <- function(x, arg = caller_arg(x), call = caller_env()) {
+  if (!is.logical(x) || length(x) != 1 || is.na(x)) {
+    abort_input("{.arg {arg}} must be {.code TRUE} or {.code FALSE}, not {.obj_type_friendly {x}}.",
+                call = call)
+  }
+  invisible(x)
+}

@@ -82,3 +82,12 @@ test_that("settings left NULL are shared by every cell", {
   expect_output(print(sw), "2 images: 1 seed x 2 guidance x 1 steps")
   expect_output(print(sw), "grid.png", fixed = TRUE)
 })
+
+test_that("sd_sweep() checks its paths first and never replaces a file", {
+  expect_error(sd_sweep("a fox", seed = 1:2, output_dir = NULL), class = "rdiffusers_error_input")
+  expect_error(sd_sweep("a fox", seed = 1:2, file = 3), class = "rdiffusers_error_input")
+  existing <- withr::local_tempfile(fileext = ".png")
+  writeLines("keep me", existing)
+  expect_error(sd_sweep("a fox", seed = 1:2, file = existing), class = "rdiffusers_error_file")
+  expect_identical(readLines(existing), "keep me")
+})
