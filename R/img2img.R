@@ -49,9 +49,8 @@
 #'   per element.
 #' @param strength How much of the image may change, a number in (0, 1]: near
 #'   0 keeps the input, 1 redraws it entirely. With `steps` steps, about
-#'   `steps * strength` denoising steps run. `NULL` uses the model's default
-#'   (see [sd_presets()]; 0.75 for `sd_img2img()`, 1 for `sd_inpaint()` when
-#'   the model has none).
+#'   `steps * strength` denoising steps run. `NULL`: for `sd_img2img()` the
+#'   preset's `strength` (see [sd_presets()]) or 0.75; for `sd_inpaint()` 1.
 #' @param width,height Output size in pixels, multiples of 8. `NULL` uses the
 #'   size of `image` rounded down to a multiple of 8; see "Size".
 #' @returns An `sd_image` when one image was made, otherwise an `sd_images`.

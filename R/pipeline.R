@@ -209,7 +209,8 @@ pipelines_df <- function(infos) {
 #' @param details `FALSE` for the names only; `TRUE` for a data frame that
 #'   also gives each name's class, options and A1111 sampler/schedule type.
 #' @returns `sd_presets()`: a data frame with columns `name`, `model_id`,
-#'   `family`, `width`, `height`, `steps`, `guidance_scale`, `scheduler`.
+#'   `family`, `width`, `height`, `steps`, `guidance_scale`, `scheduler`,
+#'   `strength` (the default for [sd_img2img()]).
 #'   `sd_schedulers()`: a character vector, or with `details = TRUE` a data
 #'   frame with columns `name`, `class`, `options`, `sampler`,
 #'   `schedule_type`.
@@ -232,6 +233,7 @@ sd_presets <- function() {
       steps = as.integer(p$steps %||% NA),
       guidance_scale = as.double(p$guidance_scale %||% NA),
       scheduler = p$scheduler %||% NA_character_,
+      strength = as.double(p$strength %||% NA),
       stringsAsFactors = FALSE
     )
   })

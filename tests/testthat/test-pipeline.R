@@ -22,6 +22,8 @@ test_that("presets and schedulers come from the helper", {
   expect_true(all(c("tiny", "tiny-sdxl", "tiny-sd3") %in% p$name))
   expect_type(p$steps, "integer")
   expect_type(p$guidance_scale, "double")
+  expect_type(p$strength, "double")
+  expect_false(anyNA(p$strength[p$name == "tiny"]))
   s <- sd_schedulers()
   expect_type(s, "character")
   expect_true(all(c("Euler a", "EulerAncestralDiscreteScheduler") %in% s))
