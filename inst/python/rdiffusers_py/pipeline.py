@@ -27,6 +27,7 @@ _CACHE = {}                     # key -> Entry
 _CACHE_LOCK = threading.RLock()  # guards _CACHE and loading
 _HUB_KEYS = {}                  # hub request -> key, so a cache hit needs no network
 _HASHES = {}                    # (path, size, mtime) -> sha256 hex
+_KINDS = {}                     # (path, size, mtime) -> checkpoint kind
 
 _FAMILY_CLASSES = {
     "sd15": "StableDiffusionPipeline",
@@ -260,11 +261,19 @@ def _family_of_checkpoint(path, config):
         if "stable-diffusion-3" in low or "sd3" in low:
             return "sd3"
         return "sd15"
-    try:
-        from diffusers.loaders.single_file_utils import infer_diffusers_model_type, load_state_dict
-        kind = infer_diffusers_model_type(load_state_dict(path))
-    except Exception as e:  # noqa: BLE001
-        raise ModelError("Cannot tell which model family %s is (%s); pass `config`." % (path, e))
+    # Guessing means reading the whole checkpoint: do it once per file version
+    # (this runs before the cache lookup, on every call).
+    st = os.stat(path)
+    memo = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
+    if memo not in _KINDS:
+        try:
+            from diffusers.loaders.single_file_utils import (infer_diffusers_model_type,
+                                                             load_state_dict)
+            _KINDS[memo] = infer_diffusers_model_type(load_state_dict(path))
+        except Exception as e:  # noqa: BLE001
+            raise ModelError("Cannot tell which model family %s is (%s); pass `config`."
+                             % (path, e))
+    kind = _KINDS[memo]
     if kind.startswith("xl"):
         return "sdxl"
     if kind.startswith("sd3"):
