@@ -284,21 +284,23 @@ dots_allowed <- c("revision", "device", "dtype", "variant", "config", "optimize"
 
 # The `...` of sd_generate() & co: load options and clip_skip. Anything else
 # is an error (a misspelt argument must not be silently ignored).
-check_dots_load <- function(..., call = caller_env()) {
+check_dots_load <- function(..., .allowed = dots_allowed, call = caller_env()) {
+  # `.allowed`, dotted so it cannot capture a user argument in `...`.
+  allowed <- .allowed
   dots <- list(...)
   nms <- names(dots) %||% rep("", length(dots))
   if (any(!nzchar(nms))) {
     abort_input(
       c("Arguments in {.arg ...} must be named.",
-        i = "Allowed: {.arg {dots_allowed}}."),
+        i = "Allowed: {.arg {allowed}}."),
       call = call
     )
   }
-  bad <- setdiff(nms, dots_allowed)
+  bad <- setdiff(nms, allowed)
   if (length(bad)) {
     abort_input(
       c("Unknown argument{?s} {.arg {bad}}.",
-        i = "{.arg ...} takes only {.arg {dots_allowed}}."),
+        i = "{.arg ...} takes only {.arg {allowed}}."),
       call = call
     )
   }

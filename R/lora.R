@@ -202,17 +202,7 @@ check_adapter_names <- function(x, arg = caller_arg(x), call = caller_env()) {
   invisible(x)
 }
 
+# LoRA functions take the load options only (no clip_skip).
 check_lora_dots <- function(..., call = caller_env()) {
-  dots <- list(...)
-  nms <- names(dots) %||% rep("", length(dots))
-  if (any(!nzchar(nms))) {
-    abort_input(c("Arguments in {.arg ...} must be named.",
-                  i = "Allowed: {.arg {load_arg_names}}."), call = call)
-  }
-  bad <- setdiff(nms, load_arg_names)
-  if (length(bad)) {
-    abort_input(c("Unknown argument{?s} {.arg {bad}}.",
-                  i = "{.arg ...} takes only {.arg {load_arg_names}}."), call = call)
-  }
-  check_load_args(dots, call = call)
+  check_dots_load(..., .allowed = load_arg_names, call = call)
 }

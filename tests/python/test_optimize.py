@@ -32,9 +32,9 @@ def test_auto_keeps_a_half_dtype_the_user_chose(monkeypatch):
 
 
 def test_auto_on_gpus(monkeypatch):
-    monkeypatch.setattr(opt, "_cuda_bf16", lambda device: True)
+    monkeypatch.setattr(opt, "_cuda_bf16", lambda: True)
     assert opt.resolve("auto", "cuda", "float32") == "bf16"
-    monkeypatch.setattr(opt, "_cuda_bf16", lambda device: False)
+    monkeypatch.setattr(opt, "_cuda_bf16", lambda: False)
     assert opt.resolve("auto", "cuda", "float32") == "fp16"
     assert opt.resolve("auto", "mps", "float32") == "none"
 

@@ -25,6 +25,7 @@ import keyword
 import os
 import re
 
+from .errors import InputError, LoraError
 from .pipeline import file_sha256, quiet_logs
 
 __all__ = [
@@ -37,31 +38,12 @@ PICKLE_EXTENSIONS = (".bin", ".ckpt", ".pt", ".pth", ".pkl")
 
 
 
-def _errors():
-    # Imported lazily: errors.py belongs to the Python core and this module
-    # must stay importable on its own (pytest, partial checkouts).
-    try:
-        from . import errors
-        return errors
-    except ImportError:  # pragma: no cover - only before errors.py exists
-        class _Fallback:
-            class RdiffusersError(Exception):
-                pass
-
-            class InputError(RdiffusersError):
-                pass
-
-            class LoraError(RdiffusersError):
-                pass
-        return _Fallback
-
-
 def _lora_error(msg):
-    return _errors().LoraError(msg)
+    return LoraError(msg)
 
 
 def _input_error(msg):
-    return _errors().InputError(msg)
+    return InputError(msg)
 
 
 def _get_entry(model, load_args):

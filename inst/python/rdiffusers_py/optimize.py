@@ -30,6 +30,8 @@ Every mode is deterministic: the same call twice gives identical pixels
 (nothing here depends on timing, autotuning or non-deterministic kernels).
 """
 
+from .errors import InputError
+
 __all__ = ["MODES", "resolve", "apply", "cpu_has_native_bf16"]
 
 MODES = ("none", "channels_last", "bf16", "fp16", "bf16-compile")
@@ -37,14 +39,6 @@ MODES = ("none", "channels_last", "bf16", "fp16", "bf16-compile")
 _ALIASES = {None: "auto", "auto": "auto", "default": "none", "off": "none",
             "false": "none", "true": "auto", "bfloat16": "bf16", "float16": "fp16",
             "compile": "bf16-compile"}
-
-
-def _input_error(msg):
-    try:
-        from .errors import InputError
-    except ImportError:  # pragma: no cover - errors.py always ships
-        InputError = ValueError
-    return InputError(msg)
 
 
 def cpu_has_native_bf16():
@@ -59,7 +53,7 @@ def cpu_has_native_bf16():
         return False
 
 
-def _cuda_bf16(device):
+def _cuda_bf16():
     import torch
     try:
         return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
@@ -84,14 +78,14 @@ def resolve(mode, device, dtype):
         if base == "cpu":
             return "bf16" if cpu_has_native_bf16() else "none"
         if base == "cuda":
-            return "bf16" if _cuda_bf16(device) else "fp16"
+            return "bf16" if _cuda_bf16() else "fp16"
         return "none"
     if mode not in MODES:
-        raise _input_error(
+        raise InputError(
             "optimize must be \"auto\" or one of %s, not %r."
             % (", ".join('"%s"' % m for m in MODES), mode))
     if mode == "fp16" and base == "cpu":
-        raise _input_error("optimize = \"fp16\" needs a GPU; on the CPU use \"bf16\".")
+        raise InputError("optimize = \"fp16\" needs a GPU; on the CPU use \"bf16\".")
     if mode in ("bf16", "fp16", "bf16-compile") and dtype != "float32":
         # The weights are already half precision: casting again would only
         # change which half format is used.  Keep the user's dtype.

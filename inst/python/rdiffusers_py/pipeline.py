@@ -382,9 +382,6 @@ class Entry:
             self._tasks[name] = p
         return self._tasks[name]
 
-    def tasks(self):
-        return dict(self._tasks)
-
 
 def _key(parts):
     return json.dumps(parts, sort_keys=True, separators=(",", ":"))
