@@ -271,10 +271,22 @@ with_interrupts <- function(p, run) {
   tryCatch(
     run(callback),
     error = function(e) {
-      if (interrupted) signal_sd_interrupt(e)
+      if (interrupted || interrupt_in_callback_entry(e)) signal_sd_interrupt(e)
       stop(e)
     }
   )
+}
+
+# Ctrl-C that arrives while Python is computing stays pending in R until
+# Python next calls back into R. With older reticulate (seen with 1.28) it is
+# then raised inside reticulate's own entry code, before our callback's
+# tryCatch() runs: Rcpp's namespace lookup fails, and Python receives the
+# error "No such namespace: reticulate" -- which can only mean an interrupt,
+# since reticulate is necessarily loaded while it runs Python.
+interrupt_in_callback_entry <- function(e) {
+  any(grepl("No such namespace: reticulate", c(conditionMessage(e),
+                                                 if (!is.null(e$parent)) conditionMessage(e$parent)),
+            fixed = TRUE))
 }
 
 
