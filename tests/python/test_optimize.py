@@ -5,6 +5,9 @@ determinism (same seed twice -> identical pixels), drift little from "none",
 and leave the pipeline's float32 interface (latents, scheduler) untouched.
 """
 
+import copy
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -158,3 +161,65 @@ def test_bf16_passes_timesteps_unrounded(api, cache_dir, name):
     sched = pipe.scheduler.timesteps.to(torch.float32)
     got = torch.stack([t.reshape(-1)[0] for t in seen])
     assert torch.equal(got, sched[:len(got)])
+
+
+# --- pre-packed convolutions ------------------------------------------------------
+
+@pytest.mark.parametrize("cfg", [dict(in_channels=8, out_channels=16, kernel_size=3, padding=1),
+                                 dict(in_channels=8, out_channels=8, kernel_size=3, stride=2, padding=1),
+                                 dict(in_channels=8, out_channels=4, kernel_size=1, bias=False)])
+def test_packed_conv_matches_plain_conv_bit_for_bit(cfg):
+    torch.manual_seed(0)
+    plain = torch.nn.Conv2d(**cfg).to(torch.bfloat16).to(memory_format=torch.channels_last)
+    packed = copy.deepcopy(plain)
+    assert opt.prepack_convs(packed) == 1
+    x = torch.randn(2, 8, 12, 12).to(torch.bfloat16).to(memory_format=torch.channels_last)
+    with torch.no_grad():
+        ref = plain(x)
+        out = packed(x)
+        assert torch.equal(out, ref)
+        if opt.cpu_has_native_bf16():
+            assert packed._rdiffusers_pack.key is not None   # the packed path ran
+        # A weight changed in place (version counter) or replaced is seen.
+        plain.weight.mul_(0.5)
+        packed.weight.mul_(0.5)
+        assert torch.equal(packed(x), plain(x))
+        new = torch.nn.Parameter(torch.randn_like(plain.weight))
+        plain.weight, packed.weight = new, torch.nn.Parameter(new.detach().clone())
+        assert torch.equal(packed(x), plain(x))
+        # Another input shape packs again and is still exact.
+        x2 = torch.randn(1, 8, 20, 20).to(torch.bfloat16)
+        assert torch.equal(packed(x2), plain(x2))
+    # pickle gives a working module that packs its own weight.
+    clone = pickle.loads(pickle.dumps(packed))
+    with torch.no_grad():
+        assert torch.equal(clone(x), plain(x))
+        # float32 takes the plain path.
+        assert torch.equal(packed.float()(x.float()), plain.float()(x.float()))
+    # Autograd works (plain path): the packed operator has no backward.
+    xg = torch.randn(1, 8, 6, 6, requires_grad=True)
+    packed(xg).sum().backward()
+    assert xg.grad is not None and xg.grad.shape == xg.shape
+
+
+def test_bf16_packs_convs_only_where_bf16_is_native(api, cache_dir, monkeypatch):
+    from rdiffusers_py._packed_conv import PackedConv2d as cls
+    monkeypatch.setattr(opt, "cpu_has_native_bf16", lambda: False)
+    pipe = _load(api, cache_dir)
+    opt.apply(pipe, "cpu", "float32", "bf16")
+    assert not any(isinstance(m, cls) for m in pipe.unet.modules())
+
+    monkeypatch.setattr(opt, "cpu_has_native_bf16", lambda: True)
+    pipe = _load(api, cache_dir)
+    opt.apply(pipe, "cpu", "float32", "bf16")
+    convs = [m for m in list(pipe.unet.modules()) + list(pipe.vae.modules())
+             if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(isinstance(m, cls) for m in convs)
+    a = _run(pipe)
+    # The same pipeline with every conv forced onto the plain path.
+    for m in convs:
+        m._rdiffusers_pack.failed = True
+    b = _run(pipe)
+    assert np.array_equal(a, b)
+    # state_dict is untouched by the class change.
+    assert all("_rdiffusers" not in k for k in pipe.unet.state_dict())

@@ -1,0 +1,66 @@
+"""nn.Conv2d with its weight pre-packed for oneDNN (CPU, bfloat16).
+
+Imported only by optimize.prepack_convs(), after torch is loaded (see
+_blas.py for why this package must not import torch early).  Why and when
+it is used: optimize.py.
+"""
+
+import torch
+
+__all__ = ["PackCache", "PackedConv2d"]
+
+
+class PackCache:
+    """The packed weight and what it was packed for.  A copy of a module
+    (deepcopy, pickle) starts empty: an opaque oneDNN tensor cannot be copied,
+    and the copy packs its own weight on its first call."""
+    __slots__ = ("key", "weight", "source", "failed")
+
+    def __init__(self):
+        self.key, self.weight, self.source, self.failed = None, None, None, False
+
+    def __deepcopy__(self, memo):
+        return PackCache()
+
+    def __reduce__(self):
+        return (PackCache, ())
+
+
+class PackedConv2d(torch.nn.Conv2d):
+    """nn.Conv2d whose bf16 CPU inference uses a weight packed once per input
+    shape, with the operators torch.compile's freezing pass emits
+    (mkldnn_reorder_conv2d_weight, then mkldnn._convolution_pointwise).
+
+    The pack is redone when the weight is replaced or changed in place through
+    autograd-visible ops (its data pointer or version counter moves).  Edits
+    through `.data` (PEFT's merge, i.e. fuse_lora()) are invisible to both;
+    rdiffusers never merges, and a caller who does must call unpack() first.
+    Anything else (float32, CUDA, autograd, a torch build that cannot pack)
+    runs nn.Conv2d.forward."""
+
+    def unpack(self):
+        self._rdiffusers_pack = PackCache()
+
+    def forward(self, x):
+        w = self.weight
+        cache = self._rdiffusers_pack
+        if (cache.failed or x.dtype != torch.bfloat16 or w.dtype != torch.bfloat16
+                or x.device.type != "cpu" or x.dim() != 4
+                or (torch.is_grad_enabled() and (w.requires_grad or x.requires_grad))):
+            return super().forward(x)
+        key = (tuple(x.shape), w.data_ptr(), w._version)
+        if cache.key != key:
+            cache.key, cache.weight, cache.source = None, None, None
+            try:
+                cache.weight = torch._C._nn.mkldnn_reorder_conv2d_weight(
+                    w.detach().to_mkldnn(), list(self.padding), list(self.stride),
+                    list(self.dilation), self.groups, list(x.shape))
+            except (RuntimeError, AttributeError, NotImplementedError):
+                cache.failed = True      # this torch build cannot: plain path
+                return super().forward(x)
+            # Holding the source storage keeps its address from being reused
+            # by a new weight while this key is cached.
+            cache.key, cache.source = key, w.detach()
+        return torch.ops.mkldnn._convolution_pointwise(
+            x, cache.weight, self.bias, list(self.padding), list(self.stride),
+            list(self.dilation), self.groups, "none", [], "")
