@@ -223,3 +223,31 @@ def test_bf16_packs_convs_only_where_bf16_is_native(api, cache_dir, monkeypatch)
     assert np.array_equal(a, b)
     # state_dict is untouched by the class change.
     assert all("_rdiffusers" not in k for k in pipe.unet.state_dict())
+
+
+def test_packed_convs_follow_conv_loras(api, cache_dir, tmp_path, monkeypatch):
+    # A LoRA on the ResNet convolutions wraps packed convs; loading, running
+    # and unloading it must give what the plain convolutions give.
+    from rdiffusers_py import lora
+    from rdiffusers_py._packed_conv import PackedConv2d
+    native = opt.cpu_has_native_bf16()
+    monkeypatch.setattr(opt, "cpu_has_native_bf16", lambda: True)
+    path = lora.make_test_lora(api.tiny_model("tiny", cache_dir),
+                               str(tmp_path / "conv.safetensors"), target="unet_conv")
+    pipe = _load(api, cache_dir)
+    opt.apply(pipe, "cpu", "float32", "bf16")
+    base = _run(pipe)
+    pipe.load_lora_weights(path, adapter_name="conv")
+    convs = [m for m in pipe.unet.modules() if isinstance(m, PackedConv2d)]
+    with_lora = _run(pipe)
+    if native:
+        assert all(m._rdiffusers_pack.key is not None for m in convs)
+    assert not np.array_equal(with_lora, base)
+    for m in convs:
+        m._rdiffusers_pack.failed = True
+    assert np.array_equal(_run(pipe), with_lora)
+    for m in convs:
+        m.unpack()
+    pipe.unload_lora_weights()
+    assert all(isinstance(m, PackedConv2d) for m in convs)
+    assert np.array_equal(_run(pipe), base)

@@ -38,6 +38,12 @@ class PackedConv2d(torch.nn.Conv2d):
     Anything else (float32, CUDA, autograd, a torch build that cannot pack)
     runs nn.Conv2d.forward."""
 
+    def __init__(self, *args, **kwargs):
+        # Modules converted by prepack_convs() skip this; new ones (PEFT
+        # builds a LoRA's conv layers with type(base_layer)) need it.
+        super().__init__(*args, **kwargs)
+        self._rdiffusers_pack = PackCache()
+
     def unpack(self):
         self._rdiffusers_pack = PackCache()
 

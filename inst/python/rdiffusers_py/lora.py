@@ -334,8 +334,9 @@ def make_test_lora(model_dir, out_path, seed=0, rank=4, target="unet"):
     """Write a small random LoRA for the diffusers pipeline saved in
     model_dir (any UNet-based pipeline: SD 1.5, SDXL) to out_path, offline.
 
-    target: "unet" (attention projections to_q/to_k/to_v/to_out.0) or
-    "text_encoder" (q/k/v/out_proj of the first text encoder).  The B
+    target: "unet" (attention projections to_q/to_k/to_v/to_out.0),
+    "unet_conv" (the ResNet convolutions conv1/conv2) or "text_encoder"
+    (q/k/v/out_proj of the first text encoder).  The B
     matrices are random too (init_lora_weights=False), so the LoRA changes
     the output.  out_path ending in .safetensors is written with diffusers'
     save_lora_weights; any other extension with torch.save (pickle)."""
@@ -350,15 +351,15 @@ def make_test_lora(model_dir, out_path, seed=0, rank=4, target="unet"):
         pipe_cls = getattr(diffusers, json.load(f)["_class_name"])
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
-        if target == "unet":
+        if target in ("unet", "unet_conv"):
             model = diffusers.UNet2DConditionModel.from_pretrained(model_dir, subfolder="unet")
-            modules = ["to_q", "to_k", "to_v", "to_out.0"]
+            modules = ["to_q", "to_k", "to_v", "to_out.0"] if target == "unet" else ["conv1", "conv2"]
         elif target == "text_encoder":
             import transformers
             model = transformers.CLIPTextModel.from_pretrained(model_dir, subfolder="text_encoder")
             modules = ["q_proj", "k_proj", "v_proj", "out_proj"]
         else:
-            raise _input_error("target must be 'unet' or 'text_encoder'.")
+            raise _input_error("target must be 'unet', 'unet_conv' or 'text_encoder'.")
         config = LoraConfig(r=int(rank), lora_alpha=int(rank), init_lora_weights=False,
                             target_modules=modules)
         model.add_adapter(config)
@@ -366,12 +367,12 @@ def make_test_lora(model_dir, out_path, seed=0, rank=4, target="unet"):
     out_path = os.path.abspath(out_path)
     os.makedirs(os.path.dirname(out_path), exist_ok=True)
     if out_path.lower().endswith(".safetensors"):
-        kwargs = {"unet_lora_layers" if target == "unet" else "text_encoder_lora_layers": layers}
+        kwargs = {"text_encoder_lora_layers" if target == "text_encoder" else "unet_lora_layers": layers}
         pipe_cls.save_lora_weights(os.path.dirname(out_path),
                                    weight_name=os.path.basename(out_path),
                                    safe_serialization=True, **kwargs)
     else:
-        prefix = "unet." if target == "unet" else "text_encoder."
+        prefix = "text_encoder." if target == "text_encoder" else "unet."
         torch.save({prefix + k: v.contiguous() for k, v in layers.items()}, out_path)
     return out_path
 
