@@ -199,8 +199,8 @@ sd_run <- function(task, prompt, negative_prompt = NULL, model = sd_default_mode
     }
     warned <- union(warned, warns)
     meta <- c(r_side_meta(meta, created), extra_meta)
-    final <- unique_path(output_dir, paste0("sd-", stamp, "-", format_seed(meta$seed)))
-    write_final_png(res$path %||% tmp_paths[[i]], final, meta)
+    final <- write_final_png(res$path %||% tmp_paths[[i]], output_dir,
+                             paste0("sd-", stamp, "-", format_seed(meta$seed)), meta)
     images[[i]] <- new_sd_image(final, meta)
   }
   if (length(images) == 1) images[[1]] else new_sd_images(images)
@@ -221,11 +221,18 @@ r_side_meta <- function(meta, created) {
 }
 
 # Inserts the metadata chunks into Python's pixel-only PNG, writing the final
-# file atomically (png_write_meta()), then drops the temporary file.
-write_final_png <- function(tmp, final, meta) {
-  png_write_meta(tmp, final, meta = meta)
+# file "<dir>/<stem>.png" (or "-2", "-3", ...) atomically with
+# png_write_meta(), then drops the temporary file. If another process takes
+# the name first, the next free one is used: nothing is overwritten.
+write_final_png <- function(tmp, dir, stem, meta) {
+  repeat {
+    final <- unique_path(dir, stem)
+    done <- tryCatch(png_write_meta(tmp, final, meta = meta),
+                     rdiffusers_error_exists = function(e) NULL)
+    if (!is.null(done)) break
+  }
   unlink(tmp)
-  invisible(final)
+  final
 }
 
 # "<dir>/<stem>.png", or "<stem>-2.png", "-3", ... so nothing is overwritten.

@@ -51,7 +51,9 @@ meta_plain_keys <- c("negative_prompt", "seed", "steps", "guidance_scale",
 #'   default the image's own metadata: `x$meta` for an `sd_image`, and for a
 #'   PNG file the text chunks it already has (copied unchanged).
 #' @param overwrite Replace `path` if it exists? If `FALSE` (the default) an
-#'   existing file is left untouched and an error is signalled.
+#'   existing file is left untouched and an error of class
+#'   `rdiffusers_error_exists` is signalled, also when the file appears while
+#'   this one is being written.
 #' @returns `path`, invisibly.
 #' @family metadata
 #' @export
@@ -78,11 +80,7 @@ png_write_meta <- function(x, path, meta = NULL, overwrite = FALSE) {
              class = "rdiffusers_error_file")
   }
   if (file.exists(path) && !overwrite) {
-    sd_abort(
-      c("{.file {path}} already exists.",
-        i = "Use {.code overwrite = TRUE} to replace it."),
-      class = "rdiffusers_error_file"
-    )
+    abort_exists(path, call = environment())
   }
   if (is.null(meta)) {
     # No new metadata: keep the file's own chunks as they are.

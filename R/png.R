@@ -289,14 +289,13 @@ png_text_chunk <- function(keyword, text) {
 
 # Writes `bytes` to `path` atomically: a temporary file in the same
 # directory, then a rename, so readers never see half a PNG and a refused or
-# failed write leaves any existing file untouched.
+# failed write leaves any existing file untouched. Without `overwrite`, the
+# temporary file is hard-linked to `path`, which fails if `path` exists: a
+# file created by someone else between the check and the write is never
+# replaced (the error then has class `rdiffusers_error_exists`).
 write_atomic <- function(bytes, path, overwrite = FALSE, call = caller_env()) {
   if (file.exists(path) && !overwrite) {
-    sd_abort(
-      c("{.file {path}} already exists.",
-        i = "Use {.code overwrite = TRUE} to replace it."),
-      class = "rdiffusers_error_file", call = call
-    )
+    abort_exists(path, call = call)
   }
   dir <- dirname(path)
   if (!dir.exists(dir)) {
@@ -304,16 +303,40 @@ write_atomic <- function(bytes, path, overwrite = FALSE, call = caller_env()) {
              class = "rdiffusers_error_file", call = call)
   }
   tmp <- tempfile(".rdiffusers-write-", tmpdir = dir, fileext = ".png")
-  ok <- FALSE
-  on.exit(if (!ok) unlink(tmp), add = TRUE)
+  on.exit(unlink(tmp), add = TRUE)
   con <- file(tmp, "wb")
   tryCatch(writeBin(bytes, con), finally = close(con))
-  if (!file.rename(tmp, path)) {
+  placed <- if (overwrite) file.rename(tmp, path) else place_new_file(tmp, path)
+  if (is.na(placed)) {
+    abort_exists(path, call = call)
+  }
+  if (!placed) {
     sd_abort("Could not write {.file {path}}.",
              class = "rdiffusers_error_file", call = call)
   }
-  ok <- TRUE
   invisible(path)
+}
+
+# Gives `tmp` the name `path` unless `path` exists: TRUE when done, NA when
+# `path` exists, FALSE on another failure. A hard link is atomic and never
+# replaces a file; on file systems without hard links (FAT, some network
+# drives) it falls back to check-then-rename.
+place_new_file <- function(tmp, path) {
+  if (suppressWarnings(file.link(tmp, path))) {
+    return(TRUE)
+  }
+  if (file.exists(path)) {
+    return(NA)
+  }
+  file.rename(tmp, path)
+}
+
+abort_exists <- function(path, call = caller_env()) {
+  sd_abort(
+    c("{.file {path}} already exists.",
+      i = "Use {.code overwrite = TRUE} to replace it."),
+    class = c("rdiffusers_error_exists", "rdiffusers_error_file"), call = call
+  )
 }
 
 # The bytes of PNG `src` with its text chunks replaced by `text_chunks` (a

@@ -7,6 +7,7 @@
 #   rdiffusers_error_model   model cannot be found or loaded
 #   rdiffusers_error_lora    LoRA file rejected
 #   rdiffusers_error_file    file cannot be read or written
+#     rdiffusers_error_exists  (with _file) the file to write exists already
 #   rdiffusers_error_metadata malformed metadata
 #   rdiffusers_error_install sd_install() failed or refused
 #   rdiffusers_error_reproduce an image cannot be regenerated exactly

@@ -85,6 +85,25 @@ test_that("final file names never overwrite", {
   expect_equal(basename(p2), "sd-x-1-2.png")
 })
 
+test_that("a final name taken by another process moves on to the next one", {
+  dir <- withr::local_tempdir()
+  src <- local_png()
+  tmp <- file.path(dir, "python-out.png")
+  file.copy(src, tmp)
+  theirs <- file.path(dir, "sd-x-1.png")
+  # The other process creates the name between unique_path() and the write.
+  real_place <- place_new_file
+  local_ns_mock(place_new_file = function(tmp, path) {
+    if (!file.exists(theirs)) writeBin(as.raw(7), theirs)
+    real_place(tmp, path)
+  })
+  final <- write_final_png(tmp, dir, "sd-x-1", list(prompt = "mine"))
+  expect_equal(basename(final), "sd-x-1-2.png")
+  expect_identical(readBin(theirs, "raw", 10), as.raw(7))
+  expect_identical(png_read_meta(final)$prompt, "mine")
+  expect_false(file.exists(tmp))
+})
+
 # Python-backed --------------------------------------------------------------
 
 test_that("same seed gives identical pixels, another seed different ones", {

@@ -63,12 +63,38 @@ test_that("existing files are not replaced unless overwrite = TRUE", {
   png_write_meta(src, out, meta = list(prompt = "first"))
   before <- readBin(out, "raw", file.size(out))
   expect_error(png_write_meta(src, out, meta = list(prompt = "second")),
-               class = "rdiffusers_error_file")
+               class = c("rdiffusers_error_exists"))
   expect_identical(readBin(out, "raw", file.size(out)), before)
   expect_invisible(png_write_meta(src, out, meta = list(prompt = "second"), overwrite = TRUE))
   expect_identical(png_read_meta(out)$prompt, "second")
   # No temporary files left beside it.
   expect_identical(list.files(dirname(out), pattern = "^\\.rdiffusers-write-", all.files = TRUE),
+                   character())
+})
+
+test_that("a file that appears during the write is not replaced", {
+  src <- local_png()
+  dir <- withr::local_tempdir()
+  out <- file.path(dir, "race.png")
+  # Another writer creates `out` after the existence check: the final step
+  # must refuse instead of renaming over it.
+  tmp <- file.path(dir, "mine.png")
+  writeBin(as.raw(1:3), tmp)
+  writeBin(as.raw(9), out)
+  expect_identical(place_new_file(tmp, out), NA)
+  expect_identical(readBin(out, "raw", 10), as.raw(9))
+  expect_true(file.exists(tmp))
+  # A free name is taken, with the bytes written.
+  out2 <- file.path(dir, "free.png")
+  expect_true(place_new_file(tmp, out2))
+  expect_identical(readBin(out2, "raw", 10), as.raw(1:3))
+
+  # write_atomic() turns that into the classed error and cleans up.
+  local_ns_mock(place_new_file = function(tmp, path) NA)
+  expect_error(png_write_meta(src, file.path(dir, "late.png"), meta = list(prompt = "x")),
+               class = "rdiffusers_error_exists")
+  expect_false(file.exists(file.path(dir, "late.png")))
+  expect_identical(list.files(dir, pattern = "^\\.rdiffusers-write-", all.files = TRUE),
                    character())
 })
 
