@@ -2,12 +2,18 @@
 
 On a full-size SD1.5-layout pipeline with random weights (bench/build_models.py)
 this measures, side by side in one run and repeated (min of the repeats):
-- the matmul peak of this machine in bf16 and float32 (2048^3 GEMM);
+- the matmul peak of this machine in bf16 and float32 (best of 2048^3 and
+  4096^3 GEMMs);
 - one UNet step with CFG (batch 2) at --size for: fp32 (plain diffusers),
-  bf16 autocast, bf16 weights (fp32 interface), bf16 + channels_last (the
-  package's "bf16" mode), and optionally + torch.compile ("bf16-compile");
+  bf16 autocast, bf16 weights (fp32 interface), + channels_last, + packed
+  conv weights (the package's "bf16" mode), and optionally + torch.compile
+  ("bf16-compile");
 - the share of the bf16 matmul peak each reaches (FLOPs counted by
-  torch.utils.flop_counter on the same call);
+  torch.utils.flop_counter on the same call: convolutions and matmuls;
+  it does not count CPU attention);
+- the attention calls of one step timed alone (same shapes, bf16), and what
+  is left of a step at the 60 % target once they are paid: the rate the
+  counted FLOPs would need, as a share of the peak;
 - the drift of the package's "bf16" mode from fp32 on the full pipeline
   (same seed, --drift-steps steps, decoded pixels and latents), and whether
   two identical bf16 calls give identical pixels.
@@ -26,6 +32,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 
 def matmul_gflops(dtype, n=2048, reps=3):
+    """GFLOP/s of an n^3 matmul, best of `reps` (after one warm-up)."""
     import torch
     a = torch.randn(n, n).to(dtype)
     b = torch.randn(n, n).to(dtype)
@@ -81,6 +88,9 @@ def main(argv=None):
     opt._run_in(unet_bf, torch.bfloat16)
     unet_bf_cl = copy.deepcopy(unet_bf)
     unet_bf_cl.to(memory_format=torch.channels_last)
+    unet_pkg = copy.deepcopy(unet_bf_cl)
+    if opt.cpu_has_native_bf16():          # what optimize.apply() does
+        opt.prepack_convs(unet_pkg)
 
     def step(u, autocast=False, cl=False):
         xx = x.contiguous(memory_format=torch.channels_last) if cl else x
@@ -91,8 +101,36 @@ def main(argv=None):
         "fp32 (diffusers default)": lambda: step(unet32),
         "bf16 autocast": lambda: step(unet32, autocast=True),
         "bf16 weights": lambda: step(unet_bf),
-        "bf16 + channels_last (package)": lambda: step(unet_bf_cl, cl=True),
+        "bf16 + channels_last": lambda: step(unet_bf_cl, cl=True),
+        "bf16 + channels_last + packed convs (package)": lambda: step(unet_pkg, cl=True),
     }
+    pkg_name = "bf16 + channels_last + packed convs (package)"
+
+    # The attention calls of one package step, to be timed alone.
+    import torch.nn.functional as F
+    sdpa = F.scaled_dot_product_attention
+    calls = []
+
+    def spy(q, k, v, *a, **kw):
+        calls.append([(tuple(z.shape), tuple(z.stride())) for z in (q, k, v)] + [a, kw])
+        return sdpa(q, k, v, *a, **kw)
+    F.scaled_dot_product_attention = spy
+    try:
+        step(unet_pkg, cl=True)
+    finally:
+        F.scaled_dot_product_attention = sdpa
+    attn_inputs = [([torch.empty_strided(sh, st, dtype=torch.bfloat16).normal_(generator=g)
+                     for sh, st in c[:3]], c[3], c[4]) for c in calls]
+
+    def attention_alone():
+        with torch.no_grad():
+            for (q, k, v), a, kw in attn_inputs:
+                sdpa(q, k, v, *a, **kw)
+    attn_gflop = sum(4 * q.shape[0] * q.shape[1] * q.shape[2] * k.shape[2] * q.shape[3]
+                     for (q, k, v), _, _ in attn_inputs) / 1e9
+    out["attention"] = {"calls": len(attn_inputs), "gflop": round(attn_gflop, 1),
+                        "shapes": sorted({"q %s, %d keys" % (list(c[0][0]), c[1][0][2])
+                                          for c in calls})}
     compile_s = None
     if args.compile:
         import torch._inductor.config as ic
@@ -105,18 +143,25 @@ def main(argv=None):
     out["compile_seconds"] = compile_s
 
     times = {k: [] for k in variants}
+    attn_times = []
     peaks = {"bf16": [], "fp32": []}
     outputs = {}
     for k, f in variants.items():  # warm-up (oneDNN primitive caches)
         outputs[k] = f()
+    attention_alone()
     for r in range(args.reps):
-        peaks["bf16"].append(matmul_gflops(torch.bfloat16))
-        peaks["fp32"].append(matmul_gflops(torch.float32))
+        for n in (2048, 4096):
+            peaks["bf16"].append(matmul_gflops(torch.bfloat16, n))
+            peaks["fp32"].append(matmul_gflops(torch.float32, n, reps=2))
         for k, f in variants.items():
             t0 = time.perf_counter()
             f()
             times[k].append(time.perf_counter() - t0)
-        print("rep", r, {k: round(v[-1], 2) for k, v in times.items()}, flush=True)
+        t0 = time.perf_counter()
+        attention_alone()
+        attn_times.append(time.perf_counter() - t0)
+        print("rep", r, {k: round(v[-1], 2) for k, v in times.items()},
+              "attention alone", round(attn_times[-1], 2), flush=True)
     bf16_peak = max(peaks["bf16"])
     fp32_peak = max(peaks["fp32"])
     out["matmul_peak_gflops"] = {"bf16": round(bf16_peak, 1), "fp32": round(fp32_peak, 1)}
@@ -134,8 +179,23 @@ def main(argv=None):
                      "pct_fp32_peak": round(100 * gf / fp32_peak, 1),
                      "unet_out_max_abs_diff": float((outputs[k] - ref).abs().max())})
     out["unet_step"] = rows
+    attn_s = min(attn_times)
+    # A step at the 60 % target, minus the attention as measured, leaves this
+    # much time for the counted FLOPs (convolutions, matmuls) even if every
+    # other op (norms, activations, copies) were free.
+    target_s = flops / (0.6 * bf16_peak * 1e9)
+    left_s = target_s - attn_s
+    out["attention"].update({
+        "seconds": round(attn_s, 3),
+        "gflops": round(attn_gflop / attn_s, 1),
+        "share_of_package_step": round(attn_s / min(times[pkg_name]), 3),
+        "target_s_per_step": round(target_s, 3),
+        "left_for_counted_flops_s": round(left_s, 3),
+        "needed_pct_of_bf16_peak": round(100 * flops / left_s / 1e9 / bf16_peak, 1)
+        if left_s > 0 else None,
+    })
     out["unet_out_std"] = float(ref.std())
-    del unet_bf, unet_bf_cl, variants, outputs
+    del unet_bf, unet_bf_cl, unet_pkg, variants, outputs, attn_inputs
     if args.compile:
         del unet_c
 

@@ -109,6 +109,19 @@ def main():
                 r["gflops"], r["pct_bf16_peak"], r["unet_out_max_abs_diff"]))
         if fp.get("compile_seconds"):
             L.append("\ntorch.compile (inductor, freezing) took %.0f s for the first call." % fp["compile_seconds"])
+        att = fp.get("attention")
+        if att and att.get("seconds"):
+            need = att["needed_pct_of_bf16_peak"]
+            L += ["", "Attention, which the GFLOP count leaves out (torch's flop counter does not count CPU "
+                  "attention): the %d attention calls of one step (query [batch, heads, tokens, head dim]: %s), timed alone in the same run, take "
+                  "%.3f s (%.1f GFLOP, %.0f GFLOP/s), %.0f %% of the package's step. A step at the 60 %% "
+                  "target takes %.3f s; after attention, %.3f s are left for the %.0f counted GFLOP, which "
+                  "would then have to run at **%s of the bf16 matmul peak** on average, with every other op "
+                  "(norms, activations, copies) free." % (
+                      att["calls"], "; ".join(att["shapes"]), att["seconds"], att["gflop"], att["gflops"],
+                      100 * att["share_of_package_step"], att["target_s_per_step"],
+                      att["left_for_counted_flops_s"], fp["unet_step_gflop"],
+                      "%.0f %%" % need if need is not None else "more than 100 %% (no time is left)")]
         d = fp["drift"]
         L += ["", "Drift of `optimize = \"%s\"` from plain fp32 diffusers, full pipeline, same seed, %d steps at %d^2: "
               "pixels max |diff| %d/255, mean %.2f/255, %.2f %% of values differ by more than 2; "

@@ -17,9 +17,9 @@ WORK=bench/work
 mkdir -p "$WORK" bench/results
 STAMP="$(date -u +%Y-%m-%d)"
 if [ -n "${QUICK:-}" ]; then
-  REPS=2; FP_SIZE=256; BR_SIZE=128; BR_STEPS=2; DRIFT="--drift-size 256"
+  REPS=2; FP_SIZE=256; BR_SIZE=128; BR_STEPS=2; FP_ARGS="--drift-size 256"
 else
-  REPS=${BENCH_REPS:-4}; FP_SIZE=512; BR_SIZE=256; BR_STEPS=4; DRIFT="--drift-size 512"
+  REPS=${BENCH_REPS:-4}; FP_SIZE=512; BR_SIZE=256; BR_STEPS=4; FP_ARGS="--drift-size 512 --compile"
 fi
 uptime > "$WORK/load_start.txt"
 
@@ -29,7 +29,7 @@ echo "== building random-weight models (once)"
 
 echo "== 5. CPU fast path"
 "$PY" bench/cpu_fastpath.py --model "$WORK/sd15-random" --size "$FP_SIZE" --reps "$REPS" \
-  $DRIFT --json "$WORK/fastpath.json"
+  $FP_ARGS --json "$WORK/fastpath.json"
 
 echo "== 1 + 3. bridge overhead, batch, progress"
 # Generation at 256^2 takes seconds, and run-to-run noise on a shared 2-core
