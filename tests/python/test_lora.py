@@ -244,3 +244,22 @@ def test_api_functions_work_on_cached_entries(files, tmp_path):
         assert api.list_loras(model) == []
     finally:
         pipeline.free()
+
+
+def test_failed_scale_change_keeps_records_and_pipeline(entry, files, monkeypatch):
+    lora._entry_load(entry, files["a"], adapter_name="a", scale=0.5)
+    ref = pixels(entry.pipe)
+    real = entry.pipe.set_adapters
+
+    def refuse(names, weights=None, **kw):
+        if weights is not None and 0.5 not in list(weights):
+            raise RuntimeError("refused")
+        return real(names, weights, **kw)
+    monkeypatch.setattr(entry.pipe, "set_adapters", refuse)
+    with pytest.raises(errors.LoraError, match="refused"):
+        lora._entry_set_scales(entry, {"a": 0.9})
+    with pytest.raises(errors.LoraError, match="refused"):
+        lora._entry_load(entry, files["a"], adapter_name="a", scale=0.9)
+    assert [l["scale"] for l in lora.describe(entry)] == [0.5]
+    monkeypatch.undo()
+    assert pixels(entry.pipe) == ref

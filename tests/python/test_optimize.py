@@ -247,7 +247,18 @@ def test_packed_convs_follow_conv_loras(api, cache_dir, tmp_path, monkeypatch):
         m._rdiffusers_pack.failed = True
     assert np.array_equal(_run(pipe), with_lora)
     for m in convs:
-        m.unpack()
+        m._rdiffusers_pack.failed = False
     pipe.unload_lora_weights()
     assert all(isinstance(m, PackedConv2d) for m in convs)
     assert np.array_equal(_run(pipe), base)
+
+    # Fusing edits weights through .data, invisible to the packs; the
+    # package's unfuse (run before any unload) drops every pack.
+    pipe.load_lora_weights(path, adapter_name="conv")
+    _run(pipe)
+    pipe.fuse_lora(components=["unet"])
+    convs = [m for m in pipe.unet.modules() if isinstance(m, PackedConv2d)]
+    if native:
+        assert any(m._rdiffusers_pack.key is not None for m in convs)
+    lora._unfuse(pipe)
+    assert all(m._rdiffusers_pack.key is None for m in convs)

@@ -144,10 +144,31 @@ def _apply_scales(pipe, loras):
         pipe.set_adapters([l["name"] for l in loras], [float(l["scale"]) for l in loras])
 
 
+def _set_scales(pipe, loras, scales):
+    """Give the adapters named in `scales` (name -> float) those scales:
+    diffusers first, then the records, so a failure leaves the records (and,
+    restored, the pipeline) as they were."""
+    wanted = [float(scales.get(l["name"], l["scale"])) for l in loras]
+    try:
+        pipe.set_adapters([l["name"] for l in loras], wanted)
+    except Exception as e:
+        try:
+            _apply_scales(pipe, loras)
+        except Exception:
+            pass
+        raise _lora_error(f"Could not set LoRA scales: {type(e).__name__}: {e}") from e
+    for l, s in zip(loras, wanted):
+        l["scale"] = s
+
+
 def _unfuse(pipe):
     if getattr(pipe, "num_fused_loras", 0):
         comps = [c for c in pipe._lora_loadable_modules if getattr(pipe, c, None) is not None]
         pipe.unfuse_lora(components=comps)
+        # Unfusing edits weights through `.data`, which packed convolutions
+        # cannot see: drop their packs (see _packed_conv.py).
+        from .optimize import unpack_convs
+        unpack_convs(*(getattr(pipe, c) for c in comps))
 
 
 def _restore(pipe, before, loras):
@@ -208,8 +229,7 @@ def _entry_load(entry, path, scale=1.0, adapter_name=None, trusted=False):
                     f"({existing['path']}); unload it first or choose another adapter_name."
                 )
             # Same file under the same name: only the scale changes.
-            existing["scale"] = scale
-            _apply_scales(pipe, loras)
+            _set_scales(pipe, loras, {name: scale})
             return dict(existing)
         if not hasattr(pipe, "load_lora_weights"):
             raise _lora_error(f"{type(pipe).__name__} does not support LoRA adapters.")
@@ -288,9 +308,7 @@ def _entry_set_scales(entry, scales):
                 f"No LoRA named {', '.join(repr(n) for n in unknown)} is loaded "
                 f"(loaded: {', '.join(known) or 'none'})."
             )
-        for n, s in scales.items():
-            known[n]["scale"] = float(s)
-        _apply_scales(entry.pipe, loras)
+        _set_scales(entry.pipe, loras, scales)
         return [dict(l) for l in loras]
 
 

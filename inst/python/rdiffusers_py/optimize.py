@@ -35,7 +35,7 @@ Every mode is deterministic: the same call twice gives identical pixels
 
 from .errors import InputError
 
-__all__ = ["MODES", "resolve", "apply", "cpu_has_native_bf16", "prepack_convs"]
+__all__ = ["MODES", "resolve", "apply", "cpu_has_native_bf16", "prepack_convs", "unpack_convs"]
 
 MODES = ("none", "channels_last", "bf16", "fp16", "bf16-compile")
 
@@ -249,5 +249,20 @@ def prepack_convs(*modules):
                     and not isinstance(m.padding, str)):
                 m.__class__ = PackedConv2d
                 m._rdiffusers_pack = PackCache()
+                n += 1
+    return n
+
+
+def unpack_convs(*modules):
+    """Drop the packed weights of the PackedConv2d layers in `modules`, so
+    each packs its current weight on its next call (needed after weights
+    were edited through `.data`, e.g. by PEFT's merge / unmerge)."""
+    n = 0
+    for root in modules:
+        if root is None or not hasattr(root, "modules"):
+            continue
+        for m in root.modules():
+            if hasattr(m, "_rdiffusers_pack") and hasattr(m, "unpack"):
+                m.unpack()
                 n += 1
     return n
