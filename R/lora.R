@@ -20,6 +20,9 @@
 #' `sd_unload_lora()` removes the adapter layers entirely: the same seed
 #' gives bit-identical pixels to before loading. LoRAs belong to one cached
 #' model (one entry of [sd_pipelines()]); other models are not affected.
+#' `sd_loras()`, `sd_lora_scale()` and `sd_unload_lora()` never load a model:
+#' they act on the pipeline that `model` and `...` select if it is cached (a
+#' directory may be given by any path to it).
 #'
 #' @param path Path of a LoRA file (`.safetensors`, or a pickle format with
 #'   `trusted = TRUE`).
@@ -75,7 +78,7 @@ sd_unload_lora <- function(adapter_name = NULL, model = sd_default_model(), ...)
     check_adapter_names(adapter_name)
   }
   check_model(model)
-  if (!model_is_cached(model)) {
+  if (!any_model_cached()) {
     if (is.null(adapter_name)) return(invisible(character()))
     abort_input("No LoRA named {.val {adapter_name}} is loaded: model {.val {model}} is not loaded.")
   }
@@ -92,8 +95,9 @@ sd_unload_lora <- function(adapter_name = NULL, model = sd_default_model(), ...)
 sd_loras <- function(model = sd_default_model(), ...) {
   load_args <- check_lora_dots(...)
   check_model(model)
-  # Listing must not load a model just to say it has no LoRAs.
-  if (!model_is_cached(model)) {
+  # Listing never loads a model just to say it has no LoRAs (Python looks
+  # the pipeline up with these load arguments, without loading it).
+  if (!any_model_cached()) {
     return(loras_df(list()))
   }
   loras_df(rlang::exec(py_call, "list_loras", model = model,
@@ -134,9 +138,10 @@ loras_df <- function(records) {
   )
 }
 
-model_is_cached <- function(model) {
-  cached <- sd_pipelines()
-  model %in% cached$model
+# Whether any pipeline is cached; answered without starting Python. Which
+# one a call means is decided in Python, from the model and load arguments.
+any_model_cached <- function() {
+  nrow(sd_pipelines()) > 0
 }
 
 lora_safe_ext <- "safetensors"

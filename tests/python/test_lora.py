@@ -263,3 +263,28 @@ def test_failed_scale_change_keeps_records_and_pipeline(entry, files, monkeypatc
     assert [l["scale"] for l in lora.describe(entry)] == [0.5]
     monkeypatch.undo()
     assert pixels(entry.pipe) == ref
+
+
+def test_listing_and_unloading_never_load_a_model(files):
+    from rdiffusers_py import api
+    model = files["sd15"]
+    pipeline.free()
+    try:
+        assert api.list_loras(model) == []
+        assert api.unload_lora(model) == []
+        with pytest.raises(errors.InputError, match="not loaded"):
+            api.unload_lora(model, "style_a")
+        with pytest.raises(errors.InputError, match="not loaded"):
+            api.set_lora_scales(model, {"style_a": 0.5})
+        assert pipeline.cached() == []
+        # Cached under other settings is another pipeline: still nothing.
+        rec = api.load_lora(model, files["a"], optimize="none")
+        assert api.list_loras(model, optimize="bf16") == []
+        assert len(pipeline.cached()) == 1
+        # The same directory spelt differently is the same pipeline.
+        rel = os.path.relpath(model)
+        assert api.list_loras(rel + os.sep, optimize="none") == [rec]
+        # A hub id that was never loaded is not looked up online.
+        assert api.list_loras("nobody/never-loaded") == []
+    finally:
+        pipeline.free()

@@ -46,9 +46,14 @@ def _input_error(msg):
     return InputError(msg)
 
 
-def _get_entry(model, load_args):
+def _get_entry(model, load_args, load=True):
     from . import pipeline
-    return pipeline.get_entry(model, **load_args)
+    return pipeline.get_entry(model, load=load, **load_args)
+
+
+def _not_loaded(model, names):
+    return _input_error(f"No LoRA named {', '.join(repr(n) for n in names)} is loaded: "
+                        f"model {model!r} is not loaded (with these settings).")
 
 
 def _loras(entry):
@@ -330,19 +335,29 @@ def load_lora(model, path, scale=1.0, adapter_name=None, trusted=False, **load_a
 
 def unload_lora(model, adapter_name=None, **load_args):
     """Unload one adapter (or a list), or all when adapter_name is None;
-    return the names unloaded."""
-    return _entry_unload(_get_entry(model, load_args), adapter_name)
+    return the names unloaded.  Never loads the model."""
+    entry = _get_entry(model, load_args, load=False)
+    if entry is None:
+        if adapter_name is None:
+            return []
+        raise _not_loaded(model, [adapter_name] if isinstance(adapter_name, str) else adapter_name)
+    return _entry_unload(entry, adapter_name)
 
 
 def list_loras(model, **load_args):
-    """List of {name, path, sha256, scale}, in load order."""
-    return describe(_get_entry(model, load_args))
+    """List of {name, path, sha256, scale}, in load order; empty when the
+    model is not loaded (it is not loaded to find out)."""
+    entry = _get_entry(model, load_args, load=False)
+    return [] if entry is None else describe(entry)
 
 
 def set_lora_scales(model, scales, **load_args):
     """scales: dict adapter name -> float.  Changes scales without reloading;
-    returns list_loras()."""
-    return _entry_set_scales(_get_entry(model, load_args), dict(scales))
+    returns list_loras().  Never loads the model."""
+    entry = _get_entry(model, load_args, load=False)
+    if entry is None:
+        raise _not_loaded(model, list(dict(scales)))
+    return _entry_set_scales(entry, dict(scales))
 
 
 # Test files --------------------------------------------------------------

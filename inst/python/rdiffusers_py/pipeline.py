@@ -389,9 +389,11 @@ def _key(parts):
 
 def get_entry(model, revision=None, device="auto", dtype="auto", variant=None, config=None,
               cache_dir=None, optimize="auto", local_files_only=False, single_file=None,
-              trusted=False):
+              trusted=False, load=True):
     """Return the cache Entry for these load arguments, loading when needed.
-    Sets entry.info["loaded"] to whether this call loaded it."""
+    Sets entry.info["loaded"] to whether this call loaded it.  load=False:
+    only look; return None when no such pipeline is cached (nothing is
+    loaded, built or downloaded)."""
     from . import optimize as opt
     setup_torch()
     device = resolve_device(device)
@@ -403,6 +405,8 @@ def get_entry(model, revision=None, device="auto", dtype="auto", variant=None, c
             entry = _CACHE[_HUB_KEYS[request]]
             entry.info["loaded"] = False
             return entry
+        if not load and not _is_local(model, cache_dir):
+            return None     # a hub model is cached only under its request key
         r = _resolve(model, revision, variant, config, cache_dir, local_files_only,
                      single_file, trusted)
         key = _key({"model": r["model_id"], "revision": r["revision"], "dtype": dtype,
@@ -414,6 +418,8 @@ def get_entry(model, revision=None, device="auto", dtype="auto", variant=None, c
             entry = _CACHE[key]
             entry.info["loaded"] = False
             return entry
+        if not load:
+            return None
         t0 = time.perf_counter()
         pipe = _load(r, variant, dtype, local_files_only)
         try:
@@ -436,6 +442,19 @@ def get_entry(model, revision=None, device="auto", dtype="auto", variant=None, c
         entry = Entry(key, pipe, info)
         _CACHE[key] = entry
         return entry
+
+
+def _is_local(model, cache_dir):
+    """True when `model` names something on disk now: a built tiny model, or
+    an existing file or directory (directly or through a preset)."""
+    if not isinstance(model, str) or not model:
+        return False
+    if model in tiny.TINY:
+        target = tiny.tiny_dir(model, cache_dir or default_cache_dir())
+        return os.path.isfile(os.path.join(target, "model_index.json"))
+    if model in _PRESETS:
+        model = _PRESETS[model]["model_id"]
+    return os.path.exists(os.path.expanduser(model))
 
 
 class _TextModelView:
