@@ -14,7 +14,8 @@
 # and, for batches: sd_generate(n = 4) vs 4 calls of sd_generate(n = 1).
 #
 # Usage: Rscript bench/bridge.R <model_dir> <size> <steps> <reps> <out.json>
-# Run from the repository root; the working tree is loaded with pkgload.
+# Run from the repository root by bench/run.sh, which installs the working
+# tree into bench/work/lib and puts that library first on R_LIBS.
 
 args <- commandArgs(trailingOnly = TRUE)
 model_dir <- normalizePath(args[[1]])
@@ -23,7 +24,7 @@ steps <- as.integer(args[[3]])
 reps <- as.integer(args[[4]])
 out_json <- args[[5]]
 
-suppressMessages(pkgload::load_all(".", quiet = TRUE))
+suppressMessages(library(rdiffusers))
 # The bridge is compared on the same arithmetic: plain diffusers float32.
 options(rdiffusers.optimize = "none", rdiffusers.progress = FALSE)
 out_dir <- file.path(tempdir(), "bench-out")

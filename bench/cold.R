@@ -9,12 +9,13 @@ model_dir <- normalizePath(args[[1]])
 size <- as.integer(args[[2]])
 steps <- as.integer(args[[3]])
 t0 <- proc.time()[["elapsed"]]
-suppressMessages(pkgload::load_all(".", quiet = TRUE))
+suppressMessages(library(rdiffusers))  # the working tree, installed by bench/run.sh
 options(rdiffusers.optimize = "none", rdiffusers.progress = FALSE)
 now <- function() proc.time()[["elapsed"]]
 out_dir <- file.path(tempdir(), "bench-cold")
 t_pkg <- now()
-# R's own footprint before Python starts (R, its packages, pkgload): the
+# R's own footprint before Python starts (R and the packages rdiffusers
+# loads, among them reticulate, which loads Matrix): the
 # fixed cost of running from R rather than Python.
 rss_mib <- function(field) {
   as.numeric(gsub("[^0-9]", "", grep(paste0("^", field), readLines("/proc/self/status"), value = TRUE))) / 1024

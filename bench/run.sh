@@ -23,6 +23,12 @@ else
 fi
 uptime > "$WORK/load_start.txt"
 
+echo "== installing the working tree into $WORK/lib (the R benchmarks load it like users do)"
+mkdir -p "$WORK/lib"
+R CMD INSTALL --no-test-load -l "$WORK/lib" . > "$WORK/install.log" 2>&1 || {
+  cat "$WORK/install.log"; exit 1; }
+export R_LIBS="$PWD/$WORK/lib${R_LIBS:+:$R_LIBS}"
+
 echo "== building random-weight models (once)"
 "$PY" bench/build_models.py --family sd15 --out "$WORK"
 "$PY" bench/build_models.py --family sd15-half --out "$WORK"
@@ -38,13 +44,15 @@ Rscript bench/bridge.R "$WORK/sd15-half-random" "$BR_SIZE" "$BR_STEPS" "$((REPS 
   "$WORK/bridge.json"
 
 echo "== 2 + 4. cold vs warm, peak memory (fresh processes, alternating)"
-for i in 1 2; do
+# Peak RSS varies by +-100 MiB from run to run (allocator and page-cache
+# timing during the load): three fresh processes of each, min reported.
+for i in 1 2 3; do
   Rscript bench/cold.R "$WORK/sd15-half-random" "$BR_SIZE" "$BR_STEPS" "$WORK/cold-r-$i.json"
   "$PY" bench/cold.py "$WORK/sd15-half-random" "$BR_SIZE" "$BR_STEPS" "$WORK/cold-py-$i.json"
 done
 
 echo "== 4. peak memory on the full-size SD1.5 layout (512^2, 2 steps)"
-for i in 1 2; do
+for i in 1 2 3; do
   Rscript bench/cold.R "$WORK/sd15-random" 512 2 "$WORK/mem-full-r-$i.json"
   "$PY" bench/cold.py "$WORK/sd15-random" 512 2 "$WORK/mem-full-py-$i.json"
 done
