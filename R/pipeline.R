@@ -50,7 +50,9 @@ sd_cache_dir <- function() {
 #'   float32 pipeline, half precision and VAE tiling); otherwise `"none"`. `"none"`: the pipeline as
 #'   diffusers loads it. `"bf16"`: denoiser and VAE in bfloat16 with
 #'   channels-last memory behind a float32 interface (pixels differ a little
-#'   from float32). `"fp16"` (GPU only), `"channels_last"`, and
+#'   from float32); on the CPU the convolution weights are also kept packed
+#'   for oneDNN (faster, same pixels, one more copy of those weights in
+#'   memory). `"fp16"` (GPU only), `"channels_last"`, and
 #'   `"bf16-compile"` (adds `torch.compile()`: minutes to compile, again for
 #'   each new image size). The mode used is stored in each image's metadata.
 #'   Defaults to the option `rdiffusers.optimize`.
