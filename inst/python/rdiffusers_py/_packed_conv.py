@@ -11,13 +11,19 @@ __all__ = ["PackCache", "PackedConv2d"]
 
 
 class PackCache:
-    """The packed weight and what it was packed for.  A copy of a module
-    (deepcopy, pickle) starts empty: an opaque oneDNN tensor cannot be copied,
-    and the copy packs its own weight on its first call."""
-    __slots__ = ("key", "weight", "source", "failed")
+    """The packed weight and what it was packed for, as one tuple
+    (key, packed weight, source) replaced in a single assignment, so a
+    reader never pairs one key with another weight.  A copy of a module
+    (deepcopy, pickle) starts empty: an opaque oneDNN tensor cannot be
+    copied, and the copy packs its own weight on its first call."""
+    __slots__ = ("state", "failed")
 
     def __init__(self):
-        self.key, self.weight, self.source, self.failed = None, None, None, False
+        self.state, self.failed = None, False
+
+    @property
+    def key(self):
+        return None if self.state is None else self.state[0]
 
     def __deepcopy__(self, memo):
         return PackCache()
@@ -55,10 +61,10 @@ class PackedConv2d(torch.nn.Conv2d):
                 or (torch.is_grad_enabled() and (w.requires_grad or x.requires_grad))):
             return super().forward(x)
         key = (tuple(x.shape), w.data_ptr(), w._version)
-        if cache.key != key:
-            cache.key, cache.weight, cache.source = None, None, None
+        state = cache.state
+        if state is None or state[0] != key:
             try:
-                cache.weight = torch._C._nn.mkldnn_reorder_conv2d_weight(
+                packed = torch._C._nn.mkldnn_reorder_conv2d_weight(
                     w.detach().to_mkldnn(), list(self.padding), list(self.stride),
                     list(self.dilation), self.groups, list(x.shape))
             except (RuntimeError, AttributeError, NotImplementedError):
@@ -66,7 +72,8 @@ class PackedConv2d(torch.nn.Conv2d):
                 return super().forward(x)
             # Holding the source storage keeps its address from being reused
             # by a new weight while this key is cached.
-            cache.key, cache.source = key, w.detach()
+            state = (key, packed, w.detach())
+            cache.state = state
         return torch.ops.mkldnn._convolution_pointwise(
-            x, cache.weight, self.bias, list(self.padding), list(self.stride),
+            x, state[1], self.bias, list(self.padding), list(self.stride),
             list(self.dilation), self.groups, "none", [], "")
