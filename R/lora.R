@@ -20,9 +20,10 @@
 #' `sd_unload_lora()` removes the adapter layers entirely: the same seed
 #' gives bit-identical pixels to before loading. LoRAs belong to one cached
 #' model (one entry of [sd_pipelines()]); other models are not affected.
-#' `sd_loras()`, `sd_lora_scale()` and `sd_unload_lora()` never load a model:
-#' they act on the pipeline that `model` and `...` select if it is cached (a
-#' directory may be given by any path to it).
+#' `sd_loras()`, `sd_lora_scale()` and `sd_unload_lora()` never load a model
+#' (nor start Python when none is loaded): they act on the pipeline that
+#' `model` and `...` select if it is cached (a directory may be given by any
+#' path to it).
 #'
 #' @param path Path of a LoRA file (`.safetensors`, or a pickle format with
 #'   `trusted = TRUE`).
@@ -77,11 +78,12 @@ sd_unload_lora <- function(adapter_name = NULL, model = sd_default_model(), ...)
   if (!is.null(adapter_name)) {
     check_adapter_names(adapter_name)
   }
-  check_model(model)
+  check_string(model)
   if (!any_model_cached()) {
     if (is.null(adapter_name)) return(invisible(character()))
-    abort_input("No LoRA named {.val {adapter_name}} is loaded: model {.val {model}} is not loaded.")
+    abort_not_loaded(adapter_name, model)
   }
+  check_model(model)
   names <- rlang::exec(
     py_call, "unload_lora",
     model = model, adapter_name = if (is.null(adapter_name)) NULL else as.list(adapter_name),
@@ -94,12 +96,13 @@ sd_unload_lora <- function(adapter_name = NULL, model = sd_default_model(), ...)
 #' @export
 sd_loras <- function(model = sd_default_model(), ...) {
   load_args <- check_lora_dots(...)
-  check_model(model)
+  check_string(model)
   # Listing never loads a model just to say it has no LoRAs (Python looks
   # the pipeline up with these load arguments, without loading it).
   if (!any_model_cached()) {
     return(loras_df(list()))
   }
+  check_model(model)
   loras_df(rlang::exec(py_call, "list_loras", model = model,
                        cache_dir = sd_cache_dir(), !!!load_args))
 }
@@ -117,6 +120,10 @@ sd_lora_scale <- function(adapter_name, scale, model = sd_default_model(), ...) 
   }
   scales <- as.list(rep_len(as.double(scale), length(adapter_name)))
   names(scales) <- adapter_name
+  check_string(model)
+  if (!any_model_cached()) {
+    abort_not_loaded(adapter_name, model)
+  }
   check_model(model)
   rlang::exec(py_call, "set_lora_scales", model = model, scales = scales,
               cache_dir = sd_cache_dir(), !!!load_args)
@@ -138,10 +145,16 @@ loras_df <- function(records) {
   )
 }
 
-# Whether any pipeline is cached; answered without starting Python. Which
-# one a call means is decided in Python, from the model and load arguments.
+abort_not_loaded <- function(adapter_name, model, call = caller_env()) {
+  abort_input("No LoRA named {.val {adapter_name}} is loaded: model {.val {model}} is not loaded.",
+              call = call)
+}
+
+# Whether any pipeline is cached (never starts Python: without Python there
+# is none). Which one a call means is decided in Python, from the model and
+# the load arguments.
 any_model_cached <- function() {
-  nrow(sd_pipelines()) > 0
+  reticulate::py_available(initialize = FALSE) && nrow(sd_pipelines()) > 0
 }
 
 lora_safe_ext <- "safetensors"

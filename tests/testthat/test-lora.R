@@ -20,6 +20,34 @@ test_that("LoRA arguments are checked in R before Python starts", {
   expect_error(sd_unload_lora("bad name"), class = "rdiffusers_error_input")
 })
 
+test_that("listing and unloading LoRAs never start Python", {
+  skip_if_not_installed("callr")
+  pkg <- normalizePath(testthat::test_path("..", ".."), mustWork = FALSE)
+  res <- callr::r(
+    function(pkg) {
+      if (file.exists(file.path(pkg, "DESCRIPTION"))) {
+        pkgload::load_all(pkg, helpers = FALSE, quiet = TRUE, export_all = FALSE)
+      } else {
+        library(rdiffusers)
+      }
+      unload <- tryCatch(rdiffusers::sd_unload_lora("style", model = "tiny"), error = identity)
+      scale <- tryCatch(rdiffusers::sd_lora_scale("style", 0.5, model = "tiny"), error = identity)
+      list(rows = nrow(rdiffusers::sd_loras("tiny")),
+           all = rdiffusers::sd_unload_lora(model = "tiny"),
+           class = c(class(unload), class(scale)),
+           started = reticulate::py_available(initialize = FALSE))
+    },
+    args = list(pkg = pkg),
+    # A Python that does not exist: any attempt to start it would fail.
+    env = c(callr::rcmd_safe_env(), RDIFFUSERS_PYTHON = "/nonexistent/rdiffusers/python",
+            RETICULATE_PYTHON = "")
+  )
+  expect_identical(res$rows, 0L)
+  expect_identical(res$all, character())
+  expect_identical(sum(res$class == "rdiffusers_error_input"), 2L)
+  expect_false(res$started)
+})
+
 test_that("refusals explain the risk and the fix", {
   pickle <- withr::local_tempfile(pattern = "style", fileext = ".ckpt", lines = "x")
   expect_snapshot(error = TRUE, transform = function(x) gsub("'?[^ ]*style[^ ]*ckpt'?", "<file>", x), {
