@@ -19,3 +19,25 @@ skip_if_no_python <- function() {
   }
   testthat::skip("rdiffusers Python stack not available (run rdiffusers::sd_install())")
 }
+
+# Runs `fun()` in a fresh R session with rdiffusers loaded (the source tree
+# when the tests run from it, else the installed package) and Python set to
+# one that does not exist: anything that tries to start Python fails.
+# Returns fun()'s value.
+r_without_python <- function(fun) {
+  pkg <- normalizePath(testthat::test_path("..", ".."), mustWork = FALSE)
+  environment(fun) <- globalenv()  # ship the function, not the test's frame
+  callr::r(
+    function(pkg, fun) {
+      if (file.exists(file.path(pkg, "DESCRIPTION"))) {
+        pkgload::load_all(pkg, helpers = FALSE, quiet = TRUE, export_all = FALSE)
+      } else {
+        library(rdiffusers)
+      }
+      fun()
+    },
+    args = list(pkg = pkg, fun = fun),
+    env = c(callr::rcmd_safe_env(), RDIFFUSERS_PYTHON = "/nonexistent/rdiffusers/python",
+            RETICULATE_PYTHON = "")
+  )
+}

@@ -22,25 +22,15 @@ test_that("LoRA arguments are checked in R before Python starts", {
 
 test_that("listing and unloading LoRAs never start Python", {
   skip_if_not_installed("callr")
-  pkg <- normalizePath(testthat::test_path("..", ".."), mustWork = FALSE)
-  res <- callr::r(
-    function(pkg) {
-      if (file.exists(file.path(pkg, "DESCRIPTION"))) {
-        pkgload::load_all(pkg, helpers = FALSE, quiet = TRUE, export_all = FALSE)
-      } else {
-        library(rdiffusers)
-      }
+  res <- r_without_python(
+    function() {
       unload <- tryCatch(rdiffusers::sd_unload_lora("style", model = "tiny"), error = identity)
       scale <- tryCatch(rdiffusers::sd_lora_scale("style", 0.5, model = "tiny"), error = identity)
       list(rows = nrow(rdiffusers::sd_loras("tiny")),
            all = rdiffusers::sd_unload_lora(model = "tiny"),
            class = c(class(unload), class(scale)),
            started = reticulate::py_available(initialize = FALSE))
-    },
-    args = list(pkg = pkg),
-    # A Python that does not exist: any attempt to start it would fail.
-    env = c(callr::rcmd_safe_env(), RDIFFUSERS_PYTHON = "/nonexistent/rdiffusers/python",
-            RETICULATE_PYTHON = "")
+    }
   )
   expect_identical(res$rows, 0L)
   expect_identical(res$all, character())

@@ -60,14 +60,8 @@ test_that("requirements are read from the pinned file", {
 
 test_that("a missing Python is a classed error that says what was searched and the fix", {
   skip_if_not_installed("callr")
-  pkg <- normalizePath(testthat::test_path("..", ".."), mustWork = FALSE)
-  res <- callr::r(
-    function(pkg) {
-      if (file.exists(file.path(pkg, "DESCRIPTION"))) {
-        pkgload::load_all(pkg, helpers = FALSE, quiet = TRUE, export_all = FALSE)
-      } else {
-        library(rdiffusers)
-      }
+  res <- r_without_python(
+    function() {
       err <- tryCatch(rdiffusers::sd_generate("a cat", steps = 2), error = identity)
       cfg <- rdiffusers::sd_config()
       list(
@@ -80,11 +74,7 @@ test_that("a missing Python is a classed error that says what was searched and t
         # a valid pure-R call still works afterwards
         out = rdiffusers::sd_output_dir()
       )
-    },
-    args = list(pkg = pkg),
-    env = c(callr::rcmd_safe_env(),
-            RDIFFUSERS_PYTHON = "/nonexistent/rdiffusers/python",
-            RETICULATE_PYTHON = "")
+    }
   )
   expect_false(res$available)
   expect_true("rdiffusers_error_python" %in% res$class)
