@@ -44,7 +44,10 @@ sd_cache_dir <- function() {
 #'   `"float16"` or `"bfloat16"`.
 #' @param variant Weight variant on the hub such as `"fp16"`, or `NULL`.
 #' @param config For a single-file checkpoint, a local diffusers directory
-#'   or hub id whose configuration describes it; `NULL` otherwise.
+#'   or hub id whose configuration describes it; `NULL` otherwise. Its
+#'   `model_index.json` decides the pipeline class; without a `config` (or
+#'   when it cannot be had offline) the checkpoint's tensor names decide, read
+#'   from the `.safetensors` header alone.
 #' @param optimize Speed settings. `"auto"`: on a CPU with native bfloat16
 #'   (AVX512-BF16 / AMX) `"bf16"`; on CUDA channels-last memory (and, for a
 #'   float32 pipeline, half precision and VAE tiling); otherwise `"none"`. `"none"`: the pipeline as

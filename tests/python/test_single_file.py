@@ -86,3 +86,45 @@ def test_without_config_offline_is_a_model_error(ckpt, cache_dir, monkeypatch):
     # a prompt ModelError, not a hang or a traceback from huggingface_hub.
     with pytest.raises(ModelError, match="Could not load"):
         pipeline.get_entry(ckpt, cache_dir=cache_dir)
+
+
+def test_family_comes_from_the_header_without_reading_weights(ckpt):
+    from safetensors.torch import load_file
+    shapes = pipeline._checkpoint_shapes(ckpt)
+    full = load_file(ckpt)
+    assert set(shapes) == set(full)
+    assert all(t.device.type == "meta" for t in shapes.values())
+    assert all(tuple(shapes[k].shape) == tuple(v.shape) for k, v in full.items())
+    pipeline._KINDS.clear()
+    assert pipeline._family_of_checkpoint(ckpt, None) == "sd15"
+
+
+def _fake_hub_repo(hub_cache, repo_id, class_name):
+    # The layout huggingface_hub reads with local_files_only=True.
+    commit = "0" * 40
+    repo = os.path.join(hub_cache, "models--" + repo_id.replace("/", "--"))
+    os.makedirs(os.path.join(repo, "refs"), exist_ok=True)
+    with open(os.path.join(repo, "refs", "main"), "w") as f:
+        f.write(commit)
+    snap = os.path.join(repo, "snapshots", commit)
+    os.makedirs(snap, exist_ok=True)
+    with open(os.path.join(snap, "model_index.json"), "w") as f:
+        f.write('{"_class_name": "%s"}' % class_name)
+
+
+def test_hub_config_family_comes_from_its_model_index(ckpt, tmp_path, monkeypatch):
+    import huggingface_hub.constants as hc
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path))
+    pipeline._KINDS.clear()
+    # The repo's name says nothing (or the wrong thing); its index decides.
+    _fake_hub_repo(str(tmp_path), "acme/ssd-1b", "StableDiffusionXLPipeline")
+    _fake_hub_repo(str(tmp_path), "acme/xl-sd3-lookalike", "StableDiffusionPipeline")
+    _fake_hub_repo(str(tmp_path), "acme/flux", "FluxPipeline")
+    assert pipeline._family_of_checkpoint(ckpt, "acme/ssd-1b") == "sdxl"
+    assert pipeline._family_of_checkpoint(ckpt, "acme/xl-sd3-lookalike") == "sd15"
+    with pytest.raises(ModelError, match="FluxPipeline"):
+        pipeline._family_of_checkpoint(ckpt, "acme/flux")
+    # A config that cannot be had offline: the checkpoint's own keys decide.
+    assert pipeline._family_of_checkpoint(ckpt, "acme/not-cached-xl") == "sd15"
+    pipeline._KINDS.clear()

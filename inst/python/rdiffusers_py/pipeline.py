@@ -27,7 +27,7 @@ _CACHE = {}                     # key -> Entry
 _CACHE_LOCK = threading.RLock()  # guards _CACHE and loading
 _HUB_KEYS = {}                  # hub request -> key, so a cache hit needs no network
 _HASHES = {}                    # (path, size, mtime) -> sha256 hex
-_KINDS = {}                     # (path, size, mtime) -> checkpoint kind
+_KINDS = {}                     # (path, size, mtime) -> checkpoint kind; ("config", id) -> class
 
 _FAMILY_CLASSES = {
     "sd15": "StableDiffusionPipeline",
@@ -251,25 +251,35 @@ def _family_of_dir(path):
     return fam
 
 
-def _family_of_checkpoint(path, config):
+def _family_of_checkpoint(path, config, local_files_only=False):
+    """Which pipeline class loads this single-file checkpoint.
+
+    A `config` decides (it is what from_single_file builds the pipeline
+    from): a local directory, or a hub repo whose model_index.json is
+    fetched (one small file, memoised per repo so later calls need no
+    network). Without one, the checkpoint's own tensor names decide, read
+    from the .safetensors header only; pickle checkpoints must be read whole.
+    """
     if config and os.path.isdir(config):
         return _family_of_dir(config)
     if config:
-        low = config.lower()
-        if "xl" in low:
-            return "sdxl"
-        if "stable-diffusion-3" in low or "sd3" in low:
-            return "sd3"
-        return "sd15"
-    # Guessing means reading the whole checkpoint: do it once per file version
-    # (this runs before the cache lookup, on every call).
+        memo = ("config", config)
+        if memo not in _KINDS:
+            cls = _hub_pipeline_class(config, local_files_only)
+            if cls is None:          # not reachable: fall back to the weights
+                return _family_of_checkpoint(path, None)
+            _KINDS[memo] = cls
+        fam = _family_of_class(_KINDS[memo])
+        if fam is None:
+            raise ModelError("The config %r is a %s; rdiffusers supports Stable Diffusion "
+                             "1.x/2.x, SDXL and SD3 pipelines." % (config, _KINDS[memo]))
+        return fam
     st = os.stat(path)
     memo = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
     if memo not in _KINDS:
         try:
-            from diffusers.loaders.single_file_utils import (infer_diffusers_model_type,
-                                                             load_state_dict)
-            _KINDS[memo] = infer_diffusers_model_type(load_state_dict(path))
+            from diffusers.loaders.single_file_utils import infer_diffusers_model_type
+            _KINDS[memo] = infer_diffusers_model_type(_checkpoint_shapes(path))
         except Exception as e:  # noqa: BLE001
             raise ModelError("Cannot tell which model family %s is (%s); pass `config`."
                              % (path, e))
@@ -282,6 +292,32 @@ def _family_of_checkpoint(path, config):
         return "sd15"
     raise ModelError("%s looks like a %r checkpoint; rdiffusers supports Stable Diffusion "
                      "1.x/2.x, SDXL and SD3." % (path, kind))
+
+
+def _checkpoint_shapes(path):
+    """Tensor name -> tensor with the right shape, without reading weights
+    where the format allows it (safetensors: the header; meta tensors)."""
+    if path.endswith(".safetensors"):
+        import torch
+        from safetensors import safe_open
+        with safe_open(path, framework="pt") as f:
+            return {k: torch.empty(f.get_slice(k).get_shape(), device="meta")
+                    for k in f.keys()}
+    from diffusers.loaders.single_file_utils import load_state_dict
+    return load_state_dict(path)
+
+
+def _hub_pipeline_class(repo_id, local_files_only):
+    """The _class_name in a hub repo's model_index.json, or None when it
+    cannot be had (offline and not cached, no such repo)."""
+    try:
+        from huggingface_hub import hf_hub_download
+        index = hf_hub_download(repo_id, "model_index.json",
+                                local_files_only=bool(local_files_only) or _offline())
+        with open(index, encoding="utf-8") as f:
+            return json.load(f).get("_class_name")
+    except Exception:  # noqa: BLE001
+        return None
 
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -316,7 +352,8 @@ def _resolve(model, revision, variant, config, cache_dir, local_files_only, sing
             config = os.path.abspath(os.path.expanduser(config))
         return {"source": "file", "model_id": path, "path": path,
                 "revision": content_revision(path),
-                "family": _family_of_checkpoint(path, config), "config": config}
+                "family": _family_of_checkpoint(path, config, local_files_only),
+                "config": config}
     if os.path.isdir(expanded):
         path = os.path.abspath(expanded)
         if not os.path.isfile(os.path.join(path, "model_index.json")):
