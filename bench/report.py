@@ -121,7 +121,18 @@ def main():
                       att["calls"], "; ".join(att["shapes"]), att["seconds"], att["gflop"], att["gflops"],
                       100 * att["share_of_package_step"], att["target_s_per_step"],
                       att["left_for_counted_flops_s"], fp["unet_step_gflop"],
-                      "%.0f %%" % need if need is not None else "more than 100 %% (no time is left)")]
+                      "%.0f %%" % need if need is not None else "more than 100 % (no time is left)")]
+            if att.get("floor_s"):
+                need_f = att["needed_pct_of_bf16_peak_at_floor"]
+                rest = "; ".join("%s %.0f %%" % (k, v) for k, v in att["rest_pct_of_bf16_peak"].items())
+                L += ["", "A floor for the step's exact attention at this machine's rates: its matmuls at the "
+                      "matmul peak plus its %.2f G exponentials (one per query-key score) at the %.1f G/s of "
+                      "torch's vectorised exp (in cache, %d threads) = %.3f s. Even with "
+                      "attention at that floor, the counted GFLOP would need **%s of the bf16 peak**, "
+                      "norms and activations free. With attention's time taken out, they now run at: %s." % (
+                          att["exps"] / 1e9, att["exp_per_s"] / 1e9, fp["threads"], att["floor_s"],
+                          "%.0f %%" % need_f if need_f is not None else "more than 100 %",
+                          rest)]
         d = fp["drift"]
         L += ["", "Drift of `optimize = \"%s\"` from plain fp32 diffusers, full pipeline, same seed, %d steps at %d^2: "
               "pixels max |diff| %d/255, mean %.2f/255, %.2f %% of values differ by more than 2; "
