@@ -5,16 +5,24 @@ For full-size SD1.5- and SDXL-layout pipelines with random weights
 - "default": the pipeline as diffusers loads it in float32 (the setting a
   user gets without choosing anything) and in float16 (the common choice);
 - the package's optimize = "auto" on a float32 pipeline (bf16 denoiser + VAE,
-  channels_last, VAE tiling) and on a float16 pipeline (channels_last);
+  channels_last, VAE tiling) and on a float16 pipeline (channels_last; what
+  an R user gets by default on a GPU, where dtype = "auto" means float16);
 - optionally "bf16-compile" (--compile).
-Reports it/s (UNet steps per second with CFG), the ratio to default, the
-UNet's share of the GPU's peak bf16 matmul FLOP/s (measured in the same run)
+Reports it/s (UNet steps per second with CFG, fixed costs such as the text
+encoders and the VAE decode taken out), the ratio to default float32 and
+float16, the UNet's share of the GPU's peak bf16 matmul FLOP/s (measured in
+the same run; on CUDA torch's flop counter includes attention), peak memory
 and the pixel drift from the float32 default for the same seed.
 
     python bench/gpu.py --out gpu.json [--families sd15,sdxl] [--sizes 512,1024] [--compile]
+
+`--smoke --device cpu` runs every code path on the offline tiny models at
+64^2 with 3 steps: a check that the script works on a machine without a GPU,
+not a benchmark (its JSON says "smoke": true and report.py says so).
 """
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -25,114 +33,164 @@ sys.path.insert(0, os.path.join(HERE, "..", "inst", "python"))
 sys.path.insert(0, HERE)
 
 
-def matmul_peak(torch, dtype, n=8192, reps=10):
-    a = torch.randn(n, n, device="cuda", dtype=dtype)
-    b = torch.randn(n, n, device="cuda", dtype=dtype)
+class Device:
+    """The few calls that differ between CUDA and a CPU smoke run."""
+
+    def __init__(self, torch, name):
+        self.torch, self.name = torch, name
+        self.cuda = name.startswith("cuda")
+
+    def sync(self):
+        if self.cuda:
+            self.torch.cuda.synchronize()
+
+    def reset_peak(self):
+        if self.cuda:
+            self.torch.cuda.reset_peak_memory_stats()
+
+    def peak_gib(self):
+        return self.torch.cuda.max_memory_allocated() / 2**30 if self.cuda else None
+
+    def free(self):
+        gc.collect()
+        if self.cuda:
+            self.torch.cuda.empty_cache()
+
+
+def matmul_peak(torch, dev, dtype, n, reps=10):
+    a = torch.randn(n, n, device=dev.name, dtype=dtype)
+    b = torch.randn(n, n, device=dev.name, dtype=dtype)
     for _ in range(3):
         a @ b
-    torch.cuda.synchronize()
+    dev.sync()
     t = time.perf_counter()
     for _ in range(reps):
         a @ b
-    torch.cuda.synchronize()
+    dev.sync()
     return 2 * n ** 3 * reps / (time.perf_counter() - t) / 1e9
+
+
+def unet_gflop(torch, pipe, fam, size, device):
+    """GFLOP of one UNet call with CFG (batch 2) at this size."""
+    from torch.utils.flop_counter import FlopCounterMode
+    unet = getattr(pipe.unet, "_orig_mod", pipe.unet)
+    cfg = unet.config
+    h = size // pipe.vae_scale_factor
+    # Without the package's float32 interface, feed the UNet its own dtype.
+    dt = torch.float32 if getattr(unet, "_rdiffusers_half", None) is not None else unet.dtype
+    x = torch.randn(2, cfg.in_channels, h, h, device=device, dtype=dt)
+    ehs = torch.randn(2, 77, cfg.cross_attention_dim, device=device, dtype=dt)
+    extra = {}
+    if fam == "sdxl":
+        text_dim = cfg.projection_class_embeddings_input_dim - 6 * cfg.addition_time_embed_dim
+        extra["added_cond_kwargs"] = {
+            "text_embeds": torch.randn(2, text_dim, device=device, dtype=dt),
+            "time_ids": torch.randn(2, 6, device=device, dtype=dt)}
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        unet(x, torch.tensor(500), ehs, **extra)
+    return fc.get_total_flops() / 1e9
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="gpu.json")
     ap.add_argument("--work", default=os.path.join(HERE, "work"))
+    ap.add_argument("--device", default="cuda")
     ap.add_argument("--families", default="sd15,sdxl")
-    ap.add_argument("--sizes", default="512,1024")
-    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--sizes", default=None, help="default 512,1024 (64 with --smoke)")
+    ap.add_argument("--steps", type=int, default=None, help="default 10 (3 with --smoke)")
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--smoke", action="store_true",
+                    help="offline tiny models, small sizes: checks the script, measures nothing")
     args = ap.parse_args(argv)
+    sizes = [int(s) for s in (args.sizes or ("64" if args.smoke else "512,1024")).split(",")]
+    steps = args.steps or (3 if args.smoke else 10)
 
     import numpy as np
     import torch
     import diffusers
-    from torch.utils.flop_counter import FlopCounterMode
     import build_models
-    from rdiffusers_py import optimize as opt
+    from rdiffusers_py import optimize as opt, tiny
 
-    if not torch.cuda.is_available():
-        sys.exit("bench/gpu.py needs CUDA.")
-    out = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__,
-           "diffusers": diffusers.__version__,
-           "matmul_peak_gflops": {"bf16": matmul_peak(torch, torch.bfloat16),
-                                  "fp16": matmul_peak(torch, torch.float16),
-                                  "fp32": matmul_peak(torch, torch.float32)},
+    dev = Device(torch, args.device)
+    if dev.cuda and not torch.cuda.is_available():
+        sys.exit("bench/gpu.py needs CUDA (or --smoke --device cpu to check the script).")
+    if not dev.cuda and not args.smoke:
+        sys.exit("Without CUDA, bench/gpu.py only runs as a check: --smoke --device cpu.")
+    n = 8192 if dev.cuda else 512
+    out = {"device": torch.cuda.get_device_name(0) if dev.cuda else args.device,
+           "smoke": args.smoke, "steps": steps,
+           "torch": torch.__version__, "diffusers": diffusers.__version__,
+           "matmul_peak_gflops": {"bf16": matmul_peak(torch, dev, torch.bfloat16, n),
+                                  "fp16": matmul_peak(torch, dev, torch.float16, n),
+                                  "fp32": matmul_peak(torch, dev, torch.float32, n)},
            "runs": []}
-    builders = {"sd15": build_models.build_sd15, "sdxl": build_models.build_sdxl}
+    if args.smoke:
+        builders = {"sd15": lambda w: tiny.build("tiny", w),
+                    "sdxl": lambda w: tiny.build("tiny-sdxl", w)}
+    else:
+        builders = {"sd15": build_models.build_sd15, "sdxl": build_models.build_sdxl}
+    configs = [("default fp32", "float32", "none"), ("default fp16", "float16", "none"),
+               ("rdiffusers auto (fp32 pipeline)", "float32", "auto"),
+               ("rdiffusers auto (fp16 pipeline)", "float16", "auto")]
+    if args.compile:
+        configs.append(("rdiffusers bf16-compile", "float32", "bf16-compile"))
+    gflops = {}
     for fam in args.families.split(","):
         path = builders[fam](args.work)
-        for size in [int(s) for s in args.sizes.split(",")]:
-            configs = [("default fp32", "float32", "none"), ("default fp16", "float16", "none"),
-                       ("rdiffusers auto (fp32 pipeline)", "float32", "auto"),
-                       ("rdiffusers auto (fp16 pipeline)", "float16", "auto")]
-            if args.compile:
-                configs.append(("rdiffusers bf16-compile", "float32", "bf16-compile"))
+        for size in sizes:
             ref = None
             for label, dtype, mode in configs:
+                row = {"family": fam, "size": size, "config": label, "dtype": dtype}
                 pipe = diffusers.DiffusionPipeline.from_pretrained(
-                    path, dtype=getattr(torch, dtype)).to("cuda")
+                    path, dtype=getattr(torch, dtype)).to(args.device)
                 pipe.set_progress_bar_config(disable=True)
-                applied = opt.apply(pipe, "cuda", dtype, opt.resolve(mode, "cuda", dtype))
+                row["optimize"] = opt.apply(pipe, args.device, dtype,
+                                            opt.resolve(mode, args.device, dtype))
                 kw = dict(prompt="a lighthouse on a cliff at dawn", negative_prompt="blurry",
                           width=size, height=size, guidance_scale=7.5)
 
-                def run(steps, seed=42):
-                    torch.cuda.synchronize()
+                def run(k, seed=42):
+                    dev.sync()
                     t = time.perf_counter()
-                    img = pipe(num_inference_steps=steps, output_type="np",
+                    img = pipe(num_inference_steps=k, output_type="np",
                                generator=torch.Generator("cpu").manual_seed(seed), **kw).images[0]
-                    torch.cuda.synchronize()
+                    dev.sync()
                     return time.perf_counter() - t, img
                 try:
                     run(2)  # warm-up (and compile)
-                    torch.cuda.reset_peak_memory_stats()
-                    t_full, img = run(args.steps)
+                    dev.reset_peak()
+                    t_full, img = run(steps)
                     t_one, _ = run(1)
                     # Steps/s without the fixed cost (text encoders, VAE decode).
-                    its = (args.steps - 1) / max(t_full - t_one, 1e-9)
-                    h = size // 8
-                    unet = getattr(pipe.unet, "_orig_mod", pipe.unet)
-                    with torch.no_grad(), FlopCounterMode(display=False) as fc:
-                        x = torch.randn(2, 4, h, h, device="cuda")
-                        ehs = torch.randn(2, 77, unet.config.cross_attention_dim, device="cuda")
-                        extra = {}
-                        if fam == "sdxl":
-                            extra["added_cond_kwargs"] = {
-                                "text_embeds": torch.randn(2, 1280, device="cuda"),
-                                "time_ids": torch.randn(2, 6, device="cuda")}
-                        # Without the package's float32 interface, feed the UNet's dtype.
-                        cast = getattr(unet, "_rdiffusers_half", None) is None
-                        extra = {k: ({n: t.to(unet.dtype) for n, t in v.items()} if cast else v)
-                                 for k, v in extra.items()}
-                        unet(x.to(unet.dtype) if cast else x, torch.tensor(500),
-                             ehs.to(unet.dtype) if cast else ehs, **extra)
-                    gflop = fc.get_total_flops() / 1e9
-                    row = {"family": fam, "size": size, "config": label, "dtype": dtype,
-                           "optimize": applied, "it_per_s": its, "total_s": t_full,
-                           "unet_gflop_per_step": gflop,
-                           "pct_bf16_peak": 100 * gflop * its / out["matmul_peak_gflops"]["bf16"],
-                           "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30,
-                           "nan": bool(np.isnan(img).any())}
+                    its = (steps - 1) / max(t_full - t_one, 1e-9)
+                    # The step's work is the model's, not the config's: count it
+                    # once (counters see attention only through some kernels).
+                    gflop = gflops.setdefault((fam, size),
+                                              unet_gflop(torch, pipe, fam, size, args.device))
+                    row.update({
+                        "it_per_s": its, "total_s": t_full, "unet_gflop_per_step": gflop,
+                        "pct_bf16_peak": 100 * gflop * its / out["matmul_peak_gflops"]["bf16"],
+                        "peak_mem_gib": dev.peak_gib(), "nan": bool(np.isnan(img).any())})
                     if ref is None:
                         ref = img
                     else:
                         row["max_abs_pixel_diff_vs_default_fp32"] = float(np.abs(img - ref).max() * 255)
-                except torch.cuda.OutOfMemoryError as e:
-                    row = {"family": fam, "size": size, "config": label, "error": "OOM: %s" % e}
+                except torch.OutOfMemoryError as e:
+                    row["error"] = "OOM: %s" % e
                 print(json.dumps(row), flush=True)
                 out["runs"].append(row)
                 del pipe
-                torch.cuda.empty_cache()
-            base = [r for r in out["runs"] if r["family"] == fam and r["size"] == size
-                    and r["config"] == "default fp32" and "it_per_s" in r]
-            for r in out["runs"]:
-                if r["family"] == fam and r["size"] == size and base and "it_per_s" in r:
-                    r["ratio_vs_default_fp32"] = r["it_per_s"] / base[0]["it_per_s"]
+                if mode == "bf16-compile":
+                    torch._dynamo.reset()
+                dev.free()
+            for base_label, key in (("default fp32", "ratio_vs_default_fp32"),
+                                    ("default fp16", "ratio_vs_default_fp16")):
+                base = [r for r in out["runs"] if r["family"] == fam and r["size"] == size
+                        and r["config"] == base_label and "it_per_s" in r]
+                for r in out["runs"]:
+                    if r["family"] == fam and r["size"] == size and base and "it_per_s" in r:
+                        r[key] = r["it_per_s"] / base[0]["it_per_s"]
     with open(args.out, "w") as f:
         json.dump(out, f, indent=1)
 

@@ -18,6 +18,18 @@ def _read(path):
         return None
 
 
+def _gpu(w):
+    """gpu.json, or several gpu-*.json (one per family, as run in parts on
+    a machine with a time limit per command) merged into one."""
+    parts = [_read(p) for p in sorted(glob.glob(os.path.join(w, "gpu*.json")))]
+    parts = [p for p in parts if p]
+    if not parts:
+        return None
+    merged = dict(parts[0])
+    merged["runs"] = [r for p in parts for r in p["runs"]]
+    return merged
+
+
 def machine():
     info = {"platform": platform.platform(), "cores": os.cpu_count()}
     try:
@@ -64,6 +76,36 @@ def f(x, d=2):
     return "-" if x is None else ("%.*f" % (d, x))
 
 
+def gpu_section(g):
+    L = []
+    if g.get("smoke"):
+        L += ["**Smoke run on %s with the offline tiny models: it checks that `bench/gpu.py` works; "
+              "its figures measure nothing.**" % g["device"], ""]
+    pk = g["matmul_peak_gflops"]
+    L += ["%s; torch %s, diffusers %s. Matmul peak measured in the same run: bf16 %.0f, fp16 %.0f, "
+          "fp32 %.0f GFLOP/s. it/s: UNet steps (CFG) per second over %d steps, with the fixed cost "
+          "(text encoders, VAE decode) taken out; GFLOP from torch's flop counter (on CUDA it "
+          "includes attention)." % (g["device"], g["torch"], g["diffusers"], pk["bf16"], pk["fp16"],
+                                    pk["fp32"], g.get("steps", 10)), "",
+          "| model | size | config | optimize | it/s | vs default fp32 | vs default fp16 "
+          "| % of bf16 peak | peak GiB | max pixel diff vs fp32 (/255) |",
+          "|---|---|---|---|---|---|---|---|---|---|"]
+
+    def num(x, fmt):
+        return "" if x is None else fmt % x
+    for r in g["runs"]:
+        if "error" in r:
+            L.append("| %s | %d | %s | | %s | | | | | |" % (r["family"], r["size"], r["config"],
+                                                         r["error"][:60]))
+            continue
+        L.append("| %s | %d | %s | %s | %.2f | %s | %s | %.1f %% | %s | %s |" % (
+            r["family"], r["size"], r["config"], r["optimize"], r["it_per_s"],
+            num(r.get("ratio_vs_default_fp32"), "%.2fx"), num(r.get("ratio_vs_default_fp16"), "%.2fx"),
+            r["pct_bf16_peak"], num(r.get("peak_mem_gib"), "%.1f"),
+            num(r.get("max_abs_pixel_diff_vs_default_fp32"), "%.1f") + (" (NaN!)" if r["nan"] else "")))
+    return L
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", default="bench/work")
@@ -82,7 +124,7 @@ def main():
            "cold_py": [_read(p) for p in sorted(glob.glob(os.path.join(w, "cold-py-*.json")))],
            "full_r": [_read(p) for p in sorted(glob.glob(os.path.join(w, "mem-full-r-*.json")))],
            "full_py": [_read(p) for p in sorted(glob.glob(os.path.join(w, "mem-full-py-*.json")))],
-           "gpu": _read(os.path.join(w, "gpu.json"))}
+           "gpu": _gpu(w)}
     with open(a.out + ".json", "w") as fh:
         json.dump(res, fh, indent=1)
 
@@ -201,7 +243,7 @@ def main():
               "weights load), in both processes.", ""]
     L += ["## 6. GPU", ""]
     if res["gpu"]:
-        L.append("```\n" + json.dumps(res["gpu"], indent=1) + "\n```")
+        L += gpu_section(res["gpu"])
     else:
         L.append("No GPU was available for this run. `bench/gpu.py` is ready to run on a CUDA machine "
                  "(`python bench/gpu.py --out gpu.json`, or `bash bench/run.sh`, which runs it when CUDA is present).")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every benchmark and writes bench/results/<date>-cpu.{md,json}
-# (and <date>-gpu.* on a machine with CUDA).
+# (with the GPU section filled in on a machine with CUDA).
 #
 #   bash bench/run.sh            # full run (about 15-25 min on 2 cores)
 #   QUICK=1 bash bench/run.sh    # fewer repeats, smaller sizes (a smoke test)
