@@ -150,6 +150,24 @@ def test_inpaint_keeps_unmasked_pixels_exactly(gen, picture):
     assert not np.array_equal(np.asarray(Image.open(raw[0]["path"]))[keep], orig[keep])
 
 
+@pytest.mark.parametrize("model", ["tiny", "tiny-sdxl", "tiny-sd3"])
+def test_every_task_runs_in_bf16_and_keeps_the_vae_in_bf16(gen, cache_dir, picture, model):
+    # SDXL's img2img / inpaint move a force_upcast VAE to float32 around
+    # encode(); under the bf16 hooks that failed and broke later calls.
+    import torch
+    path, mpath, _ = picture
+    kw = dict(model=model, optimize="bf16", seeds=["5"])
+    for task, extra in (("img2img", {"image": path, "strength": 0.5}),
+                        ("inpaint", {"image": path, "mask": mpath}),
+                        ("txt2img", {})):
+        a = gen(task=task, **kw, **extra)
+        assert a[0]["meta"]["optimize"] == "bf16"
+        assert sha(gen(task=task, **kw, **extra)) == sha(a), task
+    entry = pipeline.get_entry(model, optimize="bf16", cache_dir=cache_dir)
+    assert next(entry.pipe.vae.encoder.parameters()).dtype == torch.bfloat16
+    assert next(entry.pipe.vae.decoder.parameters()).dtype == torch.bfloat16
+
+
 def test_callback_gets_ints_and_errors_leave_pipeline_usable(gen, cache_dir):
     calls = []
     gen(seeds=["1", "2"], callback=lambda i, s, t: calls.append((i, s, t)))

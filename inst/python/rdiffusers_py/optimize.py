@@ -120,6 +120,12 @@ def apply(pipe, device, dtype, mode):
             part = getattr(vae, name, None)
             if isinstance(part, torch.nn.Module):
                 _run_in(part, half)
+        # SDXL's VAE asks its img2img / inpaint pipelines to move it to
+        # float32 around encode() (fp16 overflows there; bf16 has float32's
+        # range): that would undo the bf16 weights behind the hooks and
+        # break every later call. Tell them not to.
+        if getattr(getattr(vae, "config", None), "force_upcast", False):
+            vae.register_to_config(force_upcast=False)
     # channels_last: on CUDA, and on the CPU too since oneDNN's bf16
     # convolutions prefer it (a 512^2 SD1.5 step: 1.58 s vs 1.79 s, faster in
     # every repeat of bench/cpu_fastpath.py on a quiet machine).

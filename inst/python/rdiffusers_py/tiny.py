@@ -16,8 +16,11 @@ from .errors import InputError
 
 __all__ = ["TINY", "tiny_dir", "build", "tiny_single_file"]
 
-# Bump the suffix when a config below changes, so old caches are not reused.
+# Bump a model's suffix when its config below changes, so old caches are not
+# reused. tiny-sd3 v2: 16 latent channels like SD3 (its inpaint pipeline
+# refuses other counts).
 _VERSION = "v1"
+_VERSIONS = {"tiny": _VERSION, "tiny-sdxl": _VERSION, "tiny-sd3": "v2"}
 
 _BUILD_LOCK = threading.Lock()
 
@@ -26,7 +29,7 @@ TINY = {"tiny": "sd15", "tiny-sdxl": "sdxl", "tiny-sd3": "sd3"}
 
 
 def tiny_dir(name, cache_dir):
-    return os.path.join(cache_dir, "tiny", "%s-%s" % (name, _VERSION))
+    return os.path.join(cache_dir, "tiny", "%s-%s" % (name, _VERSIONS[name]))
 
 
 def build(name, cache_dir):
@@ -369,9 +372,9 @@ def _sd3():
     from transformers import CLIPTextModelWithProjection, T5Config, T5EncoderModel
     torch.manual_seed(0)
     transformer = SD3Transformer2DModel(
-        sample_size=32, patch_size=1, in_channels=4, num_layers=1,
+        sample_size=32, patch_size=1, in_channels=16, num_layers=1,
         attention_head_dim=8, num_attention_heads=4, caption_projection_dim=32,
-        joint_attention_dim=32, pooled_projection_dim=64, out_channels=4)
+        joint_attention_dim=32, pooled_projection_dim=64, out_channels=16)
     cfg = dict(hidden_size=32, intermediate_size=37, num_attention_heads=4,
                num_hidden_layers=5, hidden_act="gelu", projection_dim=32)
     torch.manual_seed(0)
@@ -386,7 +389,7 @@ def _sd3():
     torch.manual_seed(0)
     vae = AutoencoderKL(
         sample_size=32, in_channels=3, out_channels=3, block_out_channels=(4,),
-        layers_per_block=1, latent_channels=4, norm_num_groups=1,
+        layers_per_block=1, latent_channels=16, norm_num_groups=1,
         use_quant_conv=False, use_post_quant_conv=False,
         shift_factor=0.0609, scaling_factor=1.5035)
     return StableDiffusion3Pipeline(
