@@ -108,6 +108,22 @@ def test_sd3_sends_full_prompt_to_t5(gen):
         gen(model="tiny-sd3", scheduler="DPM++ 2M Karras")
 
 
+def test_stochastic_sd3_scheduler_follows_the_seed_not_global_state(gen):
+    # StableDiffusion3Pipeline calls scheduler.step() without a generator;
+    # FlowMatchLCM then drew from torch's global RNG.
+    import torch
+    torch.manual_seed(0)
+    want = torch.rand(3)
+    torch.manual_seed(0)
+    a = gen(model="tiny-sd3", scheduler="LCM", seeds=["7"])
+    assert torch.equal(torch.rand(3), want)         # global state not consumed
+    torch.manual_seed(123)
+    b = gen(model="tiny-sd3", scheduler="LCM", seeds=["7"])
+    assert a[0]["meta"]["scheduler"] == "FlowMatchLCMScheduler"
+    assert sha(a) == sha(b)
+    assert sha(gen(model="tiny-sd3", scheduler="LCM", seeds=["8"])) != sha(a)
+
+
 def test_sdxl_generates_deterministically(gen):
     a = gen(model="tiny-sdxl", seeds=["9"])
     assert sha(a) == sha(gen(model="tiny-sdxl", seeds=["9"]))

@@ -153,11 +153,12 @@ def run(model, prompt, negative_prompt, seeds, out_paths, width, height, steps,
         try:
             for i in range(n):
                 # A fresh copy for each image: a scheduler keeps state between steps.
-                if i > 0:
-                    pipe.scheduler = type(sched).from_config(sched.config)
+                generator = torch.Generator(device="cpu").manual_seed(seeds[i])
+                pipe.scheduler = _with_generator(
+                    sched if i == 0 else type(sched).from_config(sched.config), generator)
                 kw = {"prompt": prompts[i], "negative_prompt": negatives[i],
                       "num_inference_steps": steps, "guidance_scale": float(guidance_scale),
-                      "generator": torch.Generator(device="cpu").manual_seed(seeds[i]),
+                      "generator": generator,
                       "output_type": "pil", "num_images_per_prompt": 1}
                 prompt_3 = None
                 if family == "sd3":
@@ -224,6 +225,26 @@ def _native_size(pipe):
     if isinstance(sample, (tuple, list)):
         sample = sample[0]
     return int(sample) * factor
+
+
+def _with_generator(sched, generator):
+    """Make `sched.step` draw its noise from the image's generator when the
+    pipeline calls it without one: SD3's pipelines do, so a stochastic
+    scheduler (FlowMatchLCM, stochastic_sampling) drew from torch's global
+    random state and the same seed gave other pixels on every call. The SD
+    and SDXL pipelines pass this same generator already."""
+    import functools
+    step = sched.step
+    if "generator" not in inspect.signature(step).parameters:
+        return sched
+
+    @functools.wraps(step)
+    def seeded_step(*args, **kwargs):
+        if kwargs.get("generator") is None:
+            kwargs["generator"] = generator
+        return step(*args, **kwargs)
+    sched.step = seeded_step
+    return sched
 
 
 def _lanczos():
