@@ -179,7 +179,7 @@ reproduce_inputs <- function(meta, image, mask, dir, call = caller_env()) {
       )
     }
     file <- as_image_file(given[[what]], dir, what = what)
-    hash <- py_call("pixel_hash", file$path)
+    hash <- py_call("pixel_hash", file$path, kind = what)
     if (!identical(hash, meta[[need[[what]]]])) {
       sd_abort(
         c("{.arg {what}} is not the {what} this image was made from.",

@@ -184,6 +184,34 @@ def test_every_task_runs_in_bf16_and_keeps_the_vae_in_bf16(gen, cache_dir, pictu
     assert next(entry.pipe.vae.decoder.parameters()).dtype == torch.bfloat16
 
 
+def test_16_bit_grey_inputs_are_scaled_not_clipped(tmp_path):
+    from rdiffusers_py import images
+    ramp = np.tile(np.linspace(0, 65535, 64).astype(np.uint16), (64, 1))
+    path = str(tmp_path / "grey16.png")
+    Image.fromarray(ramp).save(path)
+    assert Image.open(path).mode.startswith("I")
+    want = (ramp >> 8).astype(np.uint8)
+    assert np.array_equal(np.asarray(images.load_mask(path)), want)
+    assert np.array_equal(np.asarray(images.load_image(path))[..., 0], want)
+    # Pillow's own convert() clips: almost the whole ramp would be white.
+    assert (np.asarray(Image.open(path).convert("L")) == 255).mean() > 0.9
+    assert images.pixel_hash(path) == images.pixel_hash(Image.fromarray(want, "L"))
+
+
+def test_a_coloured_mask_hashes_the_same_when_checked_again(gen, api, picture, tmp_path):
+    # Generation records the hash of the mask as read (grey); reproduction
+    # must hash the file the same way, not as an RGB picture.
+    path, _, mask = picture
+    rgb = np.zeros((64, 64, 3), dtype=np.uint8)
+    rgb[mask > 0] = (255, 40, 0)                   # red strokes
+    mpath = str(tmp_path / "red-mask.png")
+    Image.fromarray(rgb, "RGB").save(mpath)
+    res = gen(task="inpaint", image=path, mask=mpath)
+    assert res[0]["meta"]["mask_sha256"] == api.pixel_hash(mpath, "mask")
+    assert api.pixel_hash(mpath, "mask") != api.pixel_hash(mpath)
+    assert res[0]["meta"]["init_image_sha256"] == api.pixel_hash(path, "image")
+
+
 def test_callback_gets_ints_and_errors_leave_pipeline_usable(gen, cache_dir):
     calls = []
     gen(seeds=["1", "2"], callback=lambda i, s, t: calls.append((i, s, t)))

@@ -84,6 +84,24 @@ test_that("img2img images need their input image, checked by pixel hash", {
   expect_true(out$identical)
 })
 
+test_that("inpainted images reproduce from a coloured mask file", {
+  skip_if_no_python()
+  dir <- withr::local_tempdir()
+  base <- tiny_image(dir = dir)
+  # Red strokes on black, as drawing tools save masks: read as grey.
+  mask <- array(0, c(64, 64, 3))
+  mask[17:48, 17:48, 1] <- 1
+  mask[17:48, 17:48, 2] <- 0.2
+  mask_path <- file.path(dir, "mask.png")
+  png::writePNG(mask, mask_path)
+  img <- sd_inpaint(base, mask_path, "a red door", model = "tiny", steps = 2, seed = 5,
+                    output_dir = dir)
+  expect_error(sd_reproduce(img$path, image = base$path, mask = base$path),
+               class = "rdiffusers_error_reproduce")
+  out <- sd_reproduce(img$path, image = base$path, mask = mask_path, output_dir = dir)
+  expect_true(out$identical)
+})
+
 test_that("LoRAs are checked by hash, applied for the call, and the model's own restored", {
   skip_if_no_python()
   dir <- withr::local_tempdir()

@@ -154,9 +154,10 @@ def file_sha256(path):
     return _pipeline.file_sha256(path)
 
 
-def pixel_hash(path):
-    """sha256 hex of the decoded RGB pixels of the image file at path."""
-    return _images.pixel_hash(path)
+def pixel_hash(path, kind="image"):
+    """sha256 hex of the decoded RGB pixels of the image file at path, read
+    as an input image or (kind = "mask") as an inpainting mask."""
+    return _images.pixel_hash(path, kind)
 
 
 # LoRA functions live in lora.py; R reaches them through this module too.

@@ -25,10 +25,21 @@ def _open(path, what):
         raise InputError("Cannot read %s %s as an image (%s)." % (what, path, e)) from e
 
 
+def _to_8bit(im):
+    """16-bit greyscale (modes I;16*, and I as Pillow opens some 16-bit PNGs)
+    scaled to 8-bit L: convert() would clip every value above 255 to white."""
+    if not (im.mode.startswith("I;16") or im.mode == "I"):
+        return im
+    import numpy as np
+    from PIL import Image
+    a = np.clip(np.asarray(im).astype(np.int64), 0, 65535) >> 8
+    return Image.fromarray(a.astype(np.uint8), "L")
+
+
 def load_image(path, what="image"):
     """The image at path as RGB (a transparent background becomes white)."""
     from PIL import Image
-    im = _open(path, what)
+    im = _to_8bit(_open(path, what))
     if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
         rgba = im.convert("RGBA")
         bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -38,15 +49,17 @@ def load_image(path, what="image"):
 
 def load_mask(path):
     """The mask at path as 8-bit grey: white = repaint, black = keep."""
-    return _open(path, "mask").convert("L")
+    return _to_8bit(_open(path, "mask")).convert("L")
 
 
-def pixel_hash(image):
+def pixel_hash(image, kind="image"):
     """sha256 hex of the decoded RGB pixels (row-major, 3 bytes per pixel) of
-    a PIL image or an image file."""
+    a PIL image or an image file. For kind = "mask", of the file as a mask
+    (grey, as load_mask() reads it), so a coloured mask file hashes to what
+    generation recorded."""
     if isinstance(image, str):
-        image = _open(image, "image")
-    return hashlib.sha256(image.convert("RGB").tobytes()).hexdigest()
+        image = load_mask(image) if kind == "mask" else _open(image, "image")
+    return hashlib.sha256(_to_8bit(image).convert("RGB").tobytes()).hexdigest()
 
 
 def save_png(image, path):
