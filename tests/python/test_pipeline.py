@@ -123,6 +123,30 @@ def test_hub_id_offline_is_a_model_error(api, monkeypatch, tmp_path):
         api.load_pipeline("nobody/nothing-here")
 
 
+def test_a_loaded_hub_model_is_found_by_any_spelling_without_network(api, cache_dir, tmp_path,
+                                                                     monkeypatch):
+    # LoRA listing / unloading look pipelines up with load=False: "main",
+    # the commit and no revision name the same loaded pipeline.
+    import huggingface_hub.constants as hc
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--org--tiny"
+    shutil.copytree(api.tiny_model("tiny", cache_dir), str(repo / "snapshots" / commit))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert pipeline.get_entry("org/tiny", load=False) is None     # not loaded yet
+    entry = pipeline.get_entry("org/tiny", revision="main", cache_dir=cache_dir)
+    try:
+        assert entry.info["source"] == "hub" and entry.info["revision"] == commit
+        for rev in (None, "main", commit):
+            assert pipeline.get_entry("org/tiny", revision=rev, load=False) is entry
+        assert pipeline.get_entry("org/tiny", revision="f" * 40, load=False) is None
+        assert pipeline.get_entry("org/absent", load=False) is None
+    finally:
+        pipeline.free(entry.info["key"])
+
+
 def test_pickle_checkpoint_needs_trust(api, tmp_path):
     ckpt = tmp_path / "model.ckpt"
     ckpt.write_bytes(b"not really")

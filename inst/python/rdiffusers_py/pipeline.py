@@ -442,10 +442,19 @@ def get_entry(model, revision=None, device="auto", dtype="auto", variant=None, c
             entry = _CACHE[_HUB_KEYS[request]]
             entry.info["loaded"] = False
             return entry
-        if not load and not _is_local(model, cache_dir):
-            return None     # a hub model is cached only under its request key
-        r = _resolve(model, revision, variant, config, cache_dir, local_files_only,
-                     single_file, trusted)
+        if load or _is_local(model, cache_dir):
+            r = _resolve(model, revision, variant, config, cache_dir, local_files_only,
+                         single_file, trusted)
+        else:
+            # Only look: resolve a hub model (or preset) from the local
+            # Hugging Face cache, never the network, so that another spelling
+            # of the same model and commit (revision "main" or the commit
+            # itself, the preset or its hub id) finds the loaded pipeline.
+            try:
+                r = _resolve(model, revision, variant, config, cache_dir, True,
+                             single_file, trusted)
+            except (InputError, ModelError):
+                return None
         key = _key({"model": r["model_id"], "revision": r["revision"], "dtype": dtype,
                     "device": device, "variant": variant, "optimize": mode,
                     "config": r["config"]})
