@@ -15,7 +15,9 @@
 #' `rdiffusers_error_lora` when it is not a LoRA, when it loads nothing, or
 #' when it was made for another base model (for example an SDXL LoRA on
 #' SD 1.5); the model is then left exactly as it was, so a seed still gives
-#' the same pixels.
+#' the same pixels. A model loaded with `optimize = "bf16-compile"` takes no
+#' LoRAs (its compiled graph holds the weights as constants): that is an
+#' error of class `rdiffusers_error_input`; use `optimize = "bf16"`.
 #'
 #' `sd_unload_lora()` removes the adapter layers entirely: the same seed
 #' gives bit-identical pixels to before loading. LoRAs belong to one cached
@@ -31,8 +33,10 @@
 #'   switches it off, values above 1 or below 0 exaggerate or invert it. For
 #'   `sd_lora_scale()` one per `adapter_name`, or one for all.
 #' @param adapter_name Name of the adapter: a syntactic name of letters,
-#'   digits and `_`. `NULL` uses the file name (`"pixel-art.v2.safetensors"`
-#'   becomes `"pixel_art_v2"`). Loading the same file under a name that is
+#'   digits and `_`, other than names PyTorch modules use themselves (such as
+#'   `"train"` or `"float"`). `NULL` uses the file name
+#'   (`"pixel-art.v2.safetensors"` becomes `"pixel_art_v2"`, `"train.safetensors"`
+#'   becomes `"lora_train"`). Loading the same file under a name that is
 #'   already loaded only sets its scale. For `sd_unload_lora()`, `NULL`
 #'   unloads all.
 #' @param model The model the LoRA applies to, as in [sd_generate()].

@@ -26,6 +26,7 @@ class Entry:
 
     def __init__(self, pipe):
         self.pipe = pipe
+        self.info = {"optimize": "none"}
         self.lock = threading.RLock()
         self.loras = []
 
@@ -42,6 +43,8 @@ def files(tmp_path_factory):
     f["te"] = lora.make_test_lora(sd15, str(root / "te.safetensors"), seed=3, target="text_encoder")
     f["pickle"] = lora.make_test_lora(sd15, str(root / "pk.bin"), seed=4)
     f["xl"] = lora.make_test_lora(sdxl, str(root / "xl.safetensors"), seed=5)
+    f["xl_te"] = lora.make_test_lora(sdxl, str(root / "xlte.safetensors"), seed=6,
+                                     target="text_encoder")
     f["not_lora"] = lora.make_non_lora_file(str(root / "weights.safetensors"))
     text = root / "notes.safetensors"
     text.write_text("this is a text file, not safetensors\n")
@@ -154,6 +157,7 @@ def test_metadata_records_name_path_hash_scale(entry, files):
     ("not_lora", errors.LoraError, "no LoRA tensors"),
     ("text", errors.LoraError, "not a valid .safetensors"),
     ("xl", errors.LoraError, "another base model"),
+    ("xl_te", errors.LoraError, "another base model"),
     ("pickle", errors.LoraError, "trusted"),
     ("nothing", errors.LoraError, "added no adapter"),
     ("missing", errors.InputError, "does not exist"),
@@ -162,14 +166,19 @@ def test_metadata_records_name_path_hash_scale(entry, files):
 def test_rejected_files_leave_the_pipeline_unchanged(entry, files, bad, error, message, preloaded):
     if preloaded:
         lora._entry_load(entry, files["a"])
+    def tree():
+        return [(c, n, type(m).__name__) for c in ("unet", "text_encoder")
+                for n, m in getattr(entry.pipe, c).named_modules()]
     before = pixels(entry.pipe)
     adapters = entry.pipe.get_list_adapters()
     records = lora.describe(entry)
+    modules = tree()
     with pytest.raises(error, match=message):
         lora._entry_load(entry, files[bad])
     assert pixels(entry.pipe) == before
     assert entry.pipe.get_list_adapters() == adapters
     assert lora.describe(entry) == records
+    assert tree() == modules
 
 
 def test_pickle_loads_when_trusted(entry, files):
@@ -183,6 +192,8 @@ def test_pickle_loads_when_trusted(entry, files):
 def test_bad_names_and_unknown_adapters_are_input_errors(entry, files):
     with pytest.raises(errors.InputError):
         lora._entry_load(entry, files["a"], adapter_name="has.dot")
+    with pytest.raises(errors.InputError, match="torch modules use"):
+        lora._entry_load(entry, files["a"], adapter_name="train")
     with pytest.raises(errors.InputError):
         lora._entry_unload(entry, "nope")
     with pytest.raises(errors.InputError):
@@ -192,6 +203,16 @@ def test_bad_names_and_unknown_adapters_are_input_errors(entry, files):
 def test_default_adapter_names_are_identifiers():
     assert lora.default_adapter_name("/x/my-style.v2.safetensors") == "my_style_v2"
     assert lora.default_adapter_name("/x/3d.bin") == "lora_3d"
+    # Names torch modules already use cannot be PEFT adapter names.
+    assert lora.default_adapter_name("/x/train.safetensors") == "lora_train"
+    assert lora.default_adapter_name("/x/float.safetensors") == "lora_float"
+
+
+def test_a_file_named_like_a_module_method_loads(entry, files, tmp_path):
+    import shutil
+    f = str(tmp_path / "eval.safetensors")
+    shutil.copy(files["a"], f)
+    assert lora._entry_load(entry, f)["name"] == "lora_eval"
 
 
 def test_lora_on_one_pipeline_does_not_leak_into_another(files):

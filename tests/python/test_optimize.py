@@ -262,3 +262,22 @@ def test_packed_convs_follow_conv_loras(api, cache_dir, tmp_path, monkeypatch):
         assert any(m._rdiffusers_pack.key is not None for m in convs)
     lora._unfuse(pipe)
     assert all(m._rdiffusers_pack.key is None for m in convs)
+
+
+def test_bf16_compile_generates_reproducibly_and_refuses_loras(gen, api, cache_dir, tmp_path):
+    # The compiled wrapper replaces pipe.unet: code that reads the denoiser
+    # (native size, LoRA loading) must cope with it. Compiling takes ~45 s.
+    from rdiffusers_py import lora, pipeline
+    from rdiffusers_py.generate import _native_size
+    a = gen(optimize="bf16-compile", width=None, height=None, seeds=["2"])
+    meta = a[0]["meta"]
+    assert meta["optimize"] == "bf16-compile"
+    plain = pipeline.get_entry("tiny", optimize="none", cache_dir=cache_dir).pipe
+    assert (meta["width"], meta["height"]) == (_native_size(plain),) * 2
+    b = gen(optimize="bf16-compile", width=None, height=None, seeds=["2"])
+    assert b[0]["meta"]["pixel_sha256"] == meta["pixel_sha256"]
+    f = str(tmp_path / "style.safetensors")
+    lora.make_test_lora(api.tiny_model("tiny", cache_dir), f)
+    with pytest.raises(InputError, match="compiled model"):
+        lora.load_lora("tiny", f, optimize="bf16-compile", cache_dir=cache_dir)
+    assert lora.list_loras("tiny", optimize="bf16-compile", cache_dir=cache_dir) == []

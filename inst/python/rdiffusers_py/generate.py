@@ -220,7 +220,11 @@ def _native_size(pipe):
     factor = int(getattr(pipe, "vae_scale_factor", 8))
     sample = getattr(pipe, "default_sample_size", None)
     if sample is None:
-        denoiser = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
+        # `is None`, not `or`: a torch.compile wrapper (bf16-compile) raises
+        # on bool().
+        denoiser = getattr(pipe, "unet", None)
+        if denoiser is None:
+            denoiser = getattr(pipe, "transformer", None)
         sample = getattr(denoiser.config, "sample_size", 64)
     if isinstance(sample, (tuple, list)):
         sample = sample[0]

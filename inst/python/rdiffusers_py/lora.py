@@ -72,9 +72,16 @@ def default_adapter_name(path):
             stem = stem[: -len(ext)]
             break
     name = re.sub(r"\W", "_", stem, flags=re.ASCII).strip("_") or "lora"
-    if name[0].isdigit() or keyword.iskeyword(name):
+    if name[0].isdigit() or keyword.iskeyword(name) or _module_attribute(name):
         name = "lora_" + name
     return name
+
+
+def _module_attribute(name):
+    """True for names torch modules already use ("train", "float", "to"):
+    PEFT cannot add an adapter under them."""
+    import torch
+    return hasattr(torch.nn.ModuleDict, name) or hasattr(torch.nn.ParameterDict, name)
 
 
 def _check_name(name):
@@ -82,6 +89,9 @@ def _check_name(name):
     # be read as a submodule path, so only identifiers are accepted.
     if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
         raise _input_error(f"adapter_name must be a valid identifier, not {name!r}.")
+    if _module_attribute(name):
+        raise _input_error(f"adapter_name cannot be {name!r}: torch modules use that name; "
+                           "choose another.")
     return name
 
 
@@ -194,25 +204,26 @@ def _restore(pipe, before, loras):
                         model.peft_config.pop(name, None)
                 except Exception:
                     pass
-    if not before:
-        # Removes the PEFT wrappers the attempt injected: the module tree is
-        # the one the pipeline had before.
-        try:
-            pipe.unload_lora_weights()
-        except Exception:
-            pass
-        for comp in pipe._lora_loadable_modules:
-            model = getattr(pipe, comp, None)
-            if model is not None and hasattr(model, "peft_config") and not model.peft_config:
-                # An empty peft_config left by a failed injection would make
-                # get_list_adapters() report the component as LoRA-capable.
-                try:
-                    del model.peft_config
-                except AttributeError:
-                    pass
-                if hasattr(model, "_hf_peft_config_loaded"):
-                    model._hf_peft_config_loaded = False
-    else:
+    for comp in pipe._lora_loadable_modules:
+        model = getattr(pipe, comp, None)
+        if model is not None and hasattr(model, "peft_config") and not model.peft_config:
+            # A component left with no adapter (the attempt injected PEFT
+            # wrappers into it, or failed half-way): give it back its own
+            # layers, so its module tree is the one it had before, and drop
+            # the empty peft_config that would make get_list_adapters()
+            # report it as LoRA-capable. Other components keep their LoRAs.
+            try:
+                from diffusers.utils.peft_utils import recurse_remove_peft_layers
+                recurse_remove_peft_layers(model)
+            except Exception:
+                pass
+            try:
+                del model.peft_config
+            except AttributeError:
+                pass
+            if hasattr(model, "_hf_peft_config_loaded"):
+                model._hf_peft_config_loaded = False
+    if before:
         _apply_scales(pipe, loras)
 
 
@@ -222,6 +233,11 @@ def _entry_load(entry, path, scale=1.0, adapter_name=None, trusted=False):
         raise _input_error(f"LoRA file {path} does not exist.")
     name = _check_name(adapter_name if adapter_name is not None else default_adapter_name(path))
     scale = float(scale)
+    if entry.info.get("optimize") == "bf16-compile":
+        # The compiled graph holds the weights as constants (inductor
+        # freezing) and wraps the denoiser, so diffusers would find no UNet.
+        raise _input_error("LoRAs cannot be loaded into a compiled model (optimize = "
+                           "\"bf16-compile\"); load the model with optimize = \"bf16\".")
     sha = file_sha256(path)
     with entry.lock:
         pipe = entry.pipe
@@ -247,11 +263,16 @@ def _entry_load(entry, path, scale=1.0, adapter_name=None, trusted=False):
             _restore(pipe, before, loras)
             lines = [l.strip() for l in str(e).strip().splitlines() if l.strip()]
             mismatches = [l for l in lines if l.startswith("size mismatch")]
+            other_base = ("its tensor shapes do not match this model, so it was made for "
+                          "another base model (e.g. SDXL vs SD 1.5)")
             if mismatches:
                 # torch lists every tensor; the first one and a count say enough.
-                detail = ("its tensor shapes do not match this model, so it was made for "
-                          "another base model (e.g. SDXL vs SD 1.5); %d tensors differ, first: %s"
-                          % (len(mismatches), mismatches[0]))
+                detail = "%s; %d tensors differ, first: %s" % (other_base, len(mismatches),
+                                                                mismatches[0])
+            elif "ignore_mismatched_sizes" in str(e):
+                # transformers' text encoders say so and point to a report
+                # that quiet_logs() kept off the console.
+                detail = other_base
             else:
                 detail = "%s: %s" % (type(e).__name__, lines[0] if lines else "")
             raise _lora_error(f"Could not load LoRA {os.path.basename(path)}: {detail}") from e
