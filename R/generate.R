@@ -167,8 +167,9 @@ sd_run <- function(task, prompt, negative_prompt = NULL, model = sd_default_mode
   args <- c(
     list(
       model = model,
-      prompt = as.list(batch_prompt),
-      negative_prompt = if (is.null(batch_negative)) NULL else as.list(batch_negative),
+      # unname(): a named list would reach Python as a dict of its names.
+      prompt = as.list(unname(batch_prompt)),
+      negative_prompt = if (is.null(batch_negative)) NULL else as.list(unname(batch_negative)),
       seeds = as.list(batch_seeds),
       out_paths = as.list(tmp_paths),
       width = width, height = height, steps = steps,
@@ -462,7 +463,8 @@ check_seed <- function(seed, n_prompts, arg = "seed", call = caller_env()) {
         call = call
       )
     }
-    return(rep_len(sprintf("%.0f", seed), n_prompts))
+    # abs(): -0 passes the checks, and sprintf() would write "-0".
+    return(rep_len(sprintf("%.0f", abs(seed)), n_prompts))
   }
   if (is.character(seed)) {
     ok <- !is.na(seed) & grepl("^[0-9]+$", seed)

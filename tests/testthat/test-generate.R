@@ -57,6 +57,7 @@ test_that("seeds are checked and expanded as exact decimal strings", {
   expect_equal(check_seed("18446744073709551615", 2), rep("18446744073709551615", 2))
   expect_equal(check_seed("007", 1), "7")
   expect_equal(check_seed(c(1, 2), 2), c("1", "2"))
+  expect_equal(check_seed(round(-0.2), 1), "0")   # -0, from arithmetic
   expect_equal(seed_add("9007199254740992", 1L), "9007199254740993")
   expect_equal(seed_add("18446744073709551614", 1L), "18446744073709551615")
   expect_equal(seed_add("999", 1L), "1000")
@@ -157,15 +158,19 @@ test_that("a batch gives seeds s, s + 1 per prompt and one image per seed", {
   skip_if_no_python()
   withr::local_options(rdiffusers.output_dir = file.path(tempdir(), "rdiffusers-test-out"))
   gen <- function(...) sd_generate(..., width = 64, height = 64, steps = 2, progress = FALSE)
-  imgs <- gen(c("a cat", "a dog"), seed = c(10, 20), n = 2)
+  # Names on the prompts are the user's labels, not prompts.
+  imgs <- gen(c(cat = "a cat", dog = "a dog"), negative_prompt = c(x = "blurry", y = "dark"),
+              seed = c(10, 20), n = 2)
   expect_s3_class(imgs, "sd_images")
   expect_length(imgs, 4)
   seeds <- vapply(unclass(imgs), function(x) x$meta$seed, double(1))
   expect_equal(seeds, c(10, 11, 20, 21))
   prompts <- vapply(unclass(imgs), function(x) x$meta$prompt, character(1))
   expect_equal(prompts, c("a cat", "a cat", "a dog", "a dog"))
+  negatives <- vapply(unclass(imgs), function(x) x$meta$negative_prompt, character(1))
+  expect_equal(negatives, c("blurry", "blurry", "dark", "dark"))
   # image 2 of the batch is exactly what seed 11 gives on its own
-  single <- gen("a cat", seed = 11)
+  single <- gen("a cat", negative_prompt = "blurry", seed = 11)
   expect_identical(png::readPNG(imgs[[2]]$path), png::readPNG(single$path))
 })
 
