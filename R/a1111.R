@@ -17,38 +17,38 @@ a1111_param_pattern <- '(*UCP)\\s*(\\w[\\w \\-/]+):\\s*("(?:\\\\.|[^\\\\"])+"|[^
 # to say). LoRAs are shown the A1111 way: `<lora:name:scale>` in the prompt
 # and a `Lora hashes` field.
 meta_to_a1111 <- function(meta) {
-  prompt <- a1111_text(meta$prompt)
-  loras <- if (is.list(meta$loras)) Filter(is.list, meta$loras) else list()
+  prompt <- a1111_text(meta[["prompt"]])
+  loras <- if (is.list(meta[["loras"]])) Filter(is.list, meta[["loras"]]) else list()
   tags <- character()
   hashes <- character()
   for (lora in loras) {
-    name <- a1111_text(lora$name)
+    name <- a1111_text(lora[["name"]])
     if (!nzchar(name)) next
-    scale <- if (is.numeric(lora$scale) && length(lora$scale) == 1) format_double(lora$scale) else "1"
+    scale <- if (is.numeric(lora[["scale"]]) && length(lora[["scale"]]) == 1) format_double(lora[["scale"]]) else "1"
     tag <- paste0("<lora:", name, ":", scale, ">")
     if (!grepl(tag, prompt, fixed = TRUE)) tags <- c(tags, tag)
-    if (rlang::is_string(lora$sha256)) hashes <- c(hashes, paste0(name, ": ", substr(lora$sha256, 1, 12)))
+    if (rlang::is_string(lora[["sha256"]])) hashes <- c(hashes, paste0(name, ": ", substr(lora[["sha256"]], 1, 12)))
   }
   if (length(tags) > 0) {
     prompt <- paste(c(if (nzchar(prompt)) prompt, tags), collapse = " ")
   }
-  size <- if (is.numeric(meta$width) && is.numeric(meta$height) &&
-              length(meta$width) == 1 && length(meta$height) == 1 &&
-              !is.na(meta$width) && !is.na(meta$height)) {
-    paste0(meta$width, "x", meta$height)
+  size <- if (is.numeric(meta[["width"]]) && is.numeric(meta[["height"]]) &&
+              length(meta[["width"]]) == 1 && length(meta[["height"]]) == 1 &&
+              !is.na(meta[["width"]]) && !is.na(meta[["height"]])) {
+    paste0(meta[["width"]], "x", meta[["height"]])
   }
-  clip_skip <- if (is.numeric(meta$clip_skip) && length(meta$clip_skip) == 1 && !is.na(meta$clip_skip)) {
-    meta$clip_skip + 1
+  clip_skip <- if (is.numeric(meta[["clip_skip"]]) && length(meta[["clip_skip"]]) == 1 && !is.na(meta[["clip_skip"]])) {
+    meta[["clip_skip"]] + 1
   }
   fields <- list(
-    Steps = meta$steps,
-    Sampler = meta$sampler %||% meta$scheduler,
-    `Schedule type` = meta$schedule_type,
-    `CFG scale` = meta$guidance_scale,
-    Seed = meta$seed,
+    Steps = meta[["steps"]],
+    Sampler = meta[["sampler"]] %||% meta[["scheduler"]],
+    `Schedule type` = meta[["schedule_type"]],
+    `CFG scale` = meta[["guidance_scale"]],
+    Seed = meta[["seed"]],
     Size = size,
-    Model = meta$model_id %||% meta$model,
-    `Denoising strength` = meta$strength,
+    Model = meta[["model_id"]] %||% meta[["model"]],
+    `Denoising strength` = meta[["strength"]],
     `Clip skip` = clip_skip,
     `Lora hashes` = if (length(hashes) > 0) paste(hashes, collapse = ", ")
   )
@@ -58,9 +58,9 @@ meta_to_a1111 <- function(meta) {
     return("")
   }
   values <- c(values, Version = paste0("rdiffusers ", pkg_version()))
-  negative <- a1111_text(meta$negative_prompt)
+  negative <- a1111_text(meta[["negative_prompt"]])
   lines <- c(
-    prompt,
+    if (nzchar(prompt)) prompt,   # A1111 strips the empty line of an empty prompt too
     if (nzchar(negative)) paste0("Negative prompt: ", negative),
     paste0(names(values), ": ", values, collapse = ", ")
   )

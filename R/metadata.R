@@ -141,8 +141,8 @@ meta_chunks <- function(meta) {
     chunks <- c(chunks, list(png_text_chunk("parameters", a1111)))
   }
   chunks <- c(chunks, list(png_text_chunk("Software", paste("rdiffusers", pkg_version()))))
-  if (rlang::is_string(meta$prompt)) {
-    chunks <- c(chunks, list(png_text_chunk("Description", meta$prompt)))
+  if (rlang::is_string(meta[["prompt"]])) {
+    chunks <- c(chunks, list(png_text_chunk("Description", meta[["prompt"]])))
   }
   for (key in intersect(meta_plain_keys, names(meta))) {
     value <- meta[[key]]
@@ -209,7 +209,7 @@ json_node <- function(x) {
     x <- as.character(x)
   }
   nm <- names(x)
-  names_json <- if (is.null(nm)) "" else paste0(',"n":', json_array(json_string(nm)))
+  names_json <- if (is.null(nm)) "" else paste0(',"n":', json_array(json_strings_na(nm)))
   if (is.list(x)) {
     items <- vapply(x, json_node, character(1), USE.NAMES = FALSE)
     return(paste0('{"t":"list","v":', json_array(items), names_json, "}"))
@@ -219,7 +219,7 @@ json_node <- function(x) {
     integer = ifelse(is.na(x), "null", as.character(x)),
     double = json_doubles(x),
     logical = ifelse(is.na(x), "null", ifelse(x, "true", "false")),
-    character = ifelse(is.na(x), "null", json_string(x)),
+    character = json_strings_na(x),
     abort_input("Metadata values must be NULL, atomic vectors or lists, not {.obj_type_friendly {x}}.")
   )
   paste0('{"t":"', type, '","v":', json_array(values), names_json, "}")
@@ -258,6 +258,14 @@ format_double <- function(x) {
 
 # JSON string literals. ascii = TRUE escapes everything outside ASCII as
 # \uXXXX (surrogate pairs beyond the BMP) so the JSON fits a tEXt chunk.
+# NA is null (ifelse() would run json_string() on the NA too).
+json_strings_na <- function(x) {
+  out <- rep("null", length(x))
+  ok <- !is.na(x)
+  out[ok] <- json_string(x[ok])
+  out
+}
+
 json_string <- function(x, ascii = TRUE) {
   x <- enc2utf8(as.character(x))
   vapply(x, json_string1, character(1), ascii = ascii, USE.NAMES = FALSE)
@@ -321,7 +329,8 @@ json_decode_node <- function(node) {
   )
   names(out) <- NULL
   if (!is.null(node$n)) {
-    names(out) <- vapply(node$n, as.character, character(1))
+    names(out) <- vapply(node$n, function(e) if (is.null(e)) NA_character_ else enc2utf8(e),
+                         character(1))
   }
   out
 }

@@ -18,6 +18,8 @@ test_that("tricky values survive: numbers as text, NA of each type, 17-digit dou
     specials = c(NaN, Inf, -Inf, NA),
     nas = list(NA, NA_integer_, NA_real_, NA_character_),
     lgl = c(TRUE, FALSE, NA),
+    chr_na = c("cat", NA, "dog"),
+    na_name = stats::setNames(list(1L, "b"), c("a", NA)),
     null = NULL,
     empty = list(), empty_named = setNames(list(), character()),
     chr0 = character(), int0 = integer(),
@@ -291,4 +293,15 @@ test_that("print() shows the tool and the entries", {
   out <- withr::local_tempfile(fileext = ".png")
   png_write_meta(src, out, meta = list(prompt = "a fox", steps = 2L, loras = list()))
   expect_snapshot(print(png_read_meta(out)))
+})
+
+test_that("settings are found by their exact names, never by a prefix", {
+  src <- local_png()
+  out <- withr::local_tempfile(fileext = ".png")
+  png_write_meta(src, out, meta = list(prompt_style = "ugly style", seed = 1, steps = 2L,
+                                       guidance_scale = 7, loras = list(list(name_x = "n"))))
+  raw <- png_read_meta(out, format = "raw")
+  expect_null(raw$Description)
+  expect_false(grepl("ugly style", raw$parameters, fixed = TRUE))
+  expect_match(raw$parameters, "^Steps: 2, CFG scale: 7, Seed: 1")
 })
