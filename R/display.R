@@ -253,9 +253,7 @@ knit_print.sd_images <- function(x, options = NULL, ...) {
 knit_images <- function(images, options = NULL) {
   options <- options %||% knitr::opts_current$get()
   paths <- vapply(images, function(img) image_file(img), character(1))
-  paths <- vapply(seq_along(paths), function(i) {
-    knit_copy_figure(paths[[i]], options, i)
-  }, character(1))
+  paths <- vapply(paths, knit_copy_figure, character(1), options = options, USE.NAMES = FALSE)
   hook <- knitr::knit_hooks$get("plot")
   options$fig.num <- length(paths)
   out <- vapply(seq_along(paths), function(i) {
@@ -267,13 +265,15 @@ knit_images <- function(images, options = NULL) {
 
 # Copies an image next to the document's other figures, so the output does
 # not refer to a file in tempdir(). Falls back to the original path outside
-# a knitting chunk (no figure path or label to name it by).
-knit_copy_figure <- function(path, options, i) {
+# a knitting chunk (no figure path or label to name it by). The copy is named
+# by the image's content: every image printed in a chunk, by one
+# knit_print() or several, gets its own file.
+knit_copy_figure <- function(path, options) {
   if (is.null(options$fig.path) || is.null(options$label)) {
     return(path)
   }
   dest <- tryCatch(
-    knitr::fig_path(".png", options, number = paste0("sd", i)),
+    knitr::fig_path(".png", options, number = paste0("sd-", substr(tools::md5sum(path), 1, 12))),
     error = function(e) NULL
   )
   if (is.null(dest)) {

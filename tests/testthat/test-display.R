@@ -116,12 +116,22 @@ test_that("knit_print() includes the image as a figure of the chunk", {
   opts <- knitr::opts_chunk$get()
   opts$label <- "lighthouse"
   opts$fig.path <- file.path(dir, "figure/")
-  out <- knit_print.sd_images(structure(list(img, img), class = "sd_images"), options = opts)
+  img2 <- local_png_image(col = c(0, 0, 1))
+  out <- knit_print.sd_images(structure(list(img, img2), class = "sd_images"), options = opts)
   expect_s3_class(out, "knit_asis")
   copies <- list.files(file.path(dir, "figure"), full.names = TRUE)
   expect_length(copies, 2)
-  expect_identical(unname(tools::md5sum(copies[[1]])), unname(tools::md5sum(img$path)))
+  expect_setequal(unname(tools::md5sum(copies)), unname(tools::md5sum(c(img$path, img2$path))))
   for (f in basename(copies)) expect_match(out, f, fixed = TRUE)
+
+  # Images printed one by one in the same chunk do not overwrite each other.
+  img3 <- local_png_image(col = c(0, 1, 0))
+  out1 <- knit_print.sd_image(img2, options = opts)
+  out3 <- knit_print.sd_image(img3, options = opts)
+  copies <- list.files(file.path(dir, "figure"), full.names = TRUE)
+  expect_length(copies, 3)
+  expect_setequal(unname(tools::md5sum(copies)),
+                  unname(tools::md5sum(c(img$path, img2$path, img3$path))))
 })
 
 test_that("a generated image converts and plots", {
