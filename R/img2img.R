@@ -180,8 +180,14 @@ as_image_file <- function(x, dir, what = "image", arg = what, call = caller_env(
   if (inherits(x, "magick-image")) {
     return(magick_to_png(x, dir, what, arg = arg, call = call))
   }
+  if (inherits(x, "nativeRaster")) {
+    # Packed colours (png::readPNG(native = TRUE)); writePNG() takes them as they are.
+    path <- tempfile(paste0(what, "-"), tmpdir = dir, fileext = ".png")
+    png::writePNG(x, path)
+    return(list(path = path, width = as.integer(ncol(x)), height = as.integer(nrow(x))))
+  }
   # Before is.character(): a raster is a character matrix of colours.
-  if (inherits(x, "raster") || inherits(x, "nativeRaster")) {
+  if (inherits(x, "raster")) {
     x <- raster_to_array(x)
   }
   if (is.character(x)) {

@@ -15,7 +15,9 @@
 #' result, since the pixels may still agree.
 #'
 #' LoRAs recorded in the file are loaded for the call and the model's previous
-#' LoRAs are restored afterwards.
+#' LoRAs are restored afterwards. A grid made by [sd_sweep()] is not
+#' regenerated as a whole (an error says so); its cells, listed in its
+#' metadata, are ordinary images.
 #'
 #' @param path Path of a PNG written by rdiffusers.
 #' @param ... Settings to change, named like [sd_generate()]'s arguments
@@ -49,6 +51,18 @@ sd_reproduce <- function(path, ..., image = NULL, mask = NULL,
         i = "{.fn png_read_meta} still shows the settings other tools stored."),
       class = "rdiffusers_error_reproduce"
     )
+  }
+  if (identical(meta[["task"]], "sweep")) {
+    sd_abort(
+      c("{.file {path}} is an {.fn sd_sweep} grid, which is not regenerated as a whole.",
+        i = "Regenerate its cells: their files are listed in {.code png_read_meta(path)$cells}."),
+      class = "rdiffusers_error_reproduce"
+    )
+  }
+  if (!rlang::is_string(meta[["task"]]) ||
+      !meta[["task"]] %in% c("txt2img", "img2img", "inpaint")) {
+    sd_abort("{.file {path}} records task {.val {format(meta[['task']])}}, which {.fn sd_reproduce} does not know.",
+             class = "rdiffusers_error_reproduce")
   }
   meta <- as.list(meta)
   overrides <- check_overrides(list(...))

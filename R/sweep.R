@@ -43,6 +43,10 @@ sd_sweep <- function(prompt, seed = NULL, guidance_scale = NULL, steps = NULL,
   check_sweep_axis(seed)
   check_sweep_axis(guidance_scale)
   check_sweep_axis(steps)
+  # Every value as sd_generate() would check it, before the first cell runs.
+  for (s in seed) check_seed(s, 1L, arg = "seed")
+  for (g in guidance_scale) check_number(g, arg = "guidance_scale")
+  for (st in steps) check_whole(st, min = 1, arg = "steps")
   mode <- progress_mode(progress)
   dots <- list(...)
   if ("n" %in% names(dots)) {
@@ -53,6 +57,10 @@ sd_sweep <- function(prompt, seed = NULL, guidance_scale = NULL, steps = NULL,
   if (!is.null(file) && file.exists(file)) {
     # Checked before generating anything: a sweep never replaces a file.
     sd_abort(c("{.file {file}} already exists.", i = "Choose another {.arg file}."),
+             class = "rdiffusers_error_file")
+  }
+  if (!is.null(file) && !dir.exists(dirname(file))) {
+    sd_abort("The directory of {.arg file}, {.file {dirname(file)}}, does not exist.",
              class = "rdiffusers_error_file")
   }
   dir.create(output_dir, recursive = TRUE, showWarnings = FALSE)

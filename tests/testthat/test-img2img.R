@@ -14,6 +14,13 @@ test_that("image inputs of every form become PNG files of the right size", {
   # A raster keeps orientation: row 1 is the top.
   r <- as.raster(arr)
   expect_identical(png::readPNG(as_image_file(r, dir)$path), png::readPNG(f$path))
+  # So does a nativeRaster (png::readPNG(native = TRUE)).
+  nr <- png::readPNG(f$path, native = TRUE)
+  fn <- as_image_file(nr, dir)
+  expect_identical(c(fn$width, fn$height), c(40L, 24L))
+  px <- png::readPNG(fn$path)
+  expect_identical(px[, , 1:3], png::readPNG(f$path))
+  expect_true(all(px[, , 4] == 1))   # opaque alpha added by writePNG()
 
   # PNG paths and sd_images are used in place; sizes read from the header.
   p <- as_image_file(f$path, dir)

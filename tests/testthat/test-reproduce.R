@@ -65,6 +65,16 @@ test_that("a device this machine lacks is an error that names it", {
 test_that("files without rdiffusers metadata and bad overrides are classed errors", {
   a1111 <- test_path("fixtures", "other-tools", "AUTOMATIC1111", "automatic1111_cropped.png")
   expect_error(sd_reproduce(a1111), class = "rdiffusers_error_reproduce")
+  # A sweep grid (or an unknown task) says what it is instead of asking for inputs.
+  src <- withr::local_tempfile(fileext = ".png")
+  png::writePNG(array(0.5, c(4, 4, 3)), src)
+  grid <- withr::local_tempfile(fileext = ".png")
+  png_write_meta(src, grid, meta = list(task = "sweep", prompt = "a fox"))
+  expect_snapshot(sd_reproduce(grid), error = TRUE,
+                  transform = function(x) gsub("'[^']*\\.png'", "'<grid>.png'", x))
+  other <- withr::local_tempfile(fileext = ".png")
+  png_write_meta(src, other, meta = list(task = "upscale"))
+  expect_error(sd_reproduce(other), class = "rdiffusers_error_reproduce")
   skip_if_no_python()
   img <- tiny_image()
   expect_error(sd_reproduce(img$path, colour = "red"), class = "rdiffusers_error_input")

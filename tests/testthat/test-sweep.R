@@ -5,6 +5,14 @@ test_that("sd_sweep() checks its arguments before generating anything", {
   expect_error(sd_sweep("a", steps = list(2)), class = "rdiffusers_error_input")
   expect_error(sd_sweep("a", n = 2), class = "rdiffusers_error_input")
   expect_error(sd_sweep("a", progress = "loud"), class = "rdiffusers_error_input")
+  # Each value as sd_generate() checks it, not only when its cell comes up.
+  out <- withr::local_tempdir()
+  expect_error(sd_sweep("a", steps = c(2, 1.5), model = "tiny", width = 64, height = 64,
+                        output_dir = out), class = "rdiffusers_error_input")
+  expect_length(list.files(out), 0)
+  expect_error(sd_sweep("a", guidance_scale = c(5, Inf)), class = "rdiffusers_error_input")
+  expect_error(sd_sweep("a", seed = c(1, -3)), class = "rdiffusers_error_input")
+  expect_error(sd_sweep("a", seed = c("1", "x")), class = "rdiffusers_error_input")
 })
 
 test_that("a sweep renders every combination into one labelled grid", {
@@ -90,4 +98,9 @@ test_that("sd_sweep() checks its paths first and never replaces a file", {
   writeLines("keep me", existing)
   expect_error(sd_sweep("a fox", seed = 1:2, file = existing), class = "rdiffusers_error_file")
   expect_identical(readLines(existing), "keep me")
+  out <- withr::local_tempdir()
+  expect_error(sd_sweep("a fox", seed = 1:2, output_dir = out,
+                        file = file.path(out, "no-such-dir", "grid.png")),
+               class = "rdiffusers_error_file")
+  expect_length(list.files(out), 0)    # nothing generated
 })
