@@ -17,13 +17,16 @@
 #'
 #' An existing environment is updated in place. With `fresh = TRUE` it is
 #' deleted first -- but only if `sd_install()` created it (it leaves a marker
-#' file); an environment made by someone else is never deleted.
+#' file); an environment made by someone else is never deleted. A new
+#' environment is only made in a folder that does not exist yet or is empty,
+#' and a failed creation is removed again.
 #'
 #' If `RDIFFUSERS_PYTHON` or `RETICULATE_PYTHON` is set, the environment is
 #' still installed, but those variables keep taking precedence over it.
 #'
-#' @param envname Name of the virtualenv (under
-#'   `reticulate::virtualenv_root()`) or a path to one.
+#' @param envname Name of the virtualenv (a folder name under
+#'   `reticulate::virtualenv_root()`: letters, digits, `.`, `_`, `-`) or a
+#'   path to one (containing a `/`).
 #' @param ... Further arguments for `pip install`, e.g. `"--no-cache-dir"`.
 #' @param torch_index `NULL` or the package index URL to install torch from
 #'   (see above).
@@ -57,7 +60,7 @@ sd_install <- function(envname = "r-rdiffusers", ..., torch_index = NULL,
     if (!quiet) cli::cli_alert_info(msg, .envir = .envir)
   }
 
-  dir <- venv_dir(envname)
+  dir <- venv_dir(envname, call = call)
   if (fresh && dir.exists(dir)) {
     if (!is_our_venv(dir)) {
       sd_abort(
@@ -66,18 +69,50 @@ sd_install <- function(envname = "r-rdiffusers", ..., torch_index = NULL,
         class = "rdiffusers_error_install"
       )
     }
+    home <- normalizePath("~", winslash = "/", mustWork = FALSE)
+    target <- normalizePath(dir, winslash = "/", mustWork = FALSE)
+    if (target %in% c(home, dirname(home), "/") || dirname(target) == target) {
+      sd_abort("Will not delete {.file {dir}}: it is not an environment folder.",
+               class = "rdiffusers_error_install")
+    }
     say("Deleting {.file {dir}}.")
     unlink(dir, recursive = TRUE)
   }
 
   if (!venv_has_python(dir)) {
+    if (dir.exists(dir) && length(list.files(dir, all.files = TRUE, no.. = TRUE)) > 0) {
+      # Never build into (and so mark as ours, deletable) a folder with
+      # someone's files in it.
+      sd_abort(
+        c("{.file {dir}} exists and is not a Python environment.",
+          i = "Choose another {.arg envname}, or an empty or new folder."),
+        class = "rdiffusers_error_install"
+      )
+    }
     starter <- python %||% find_starter_python()
     check_python_version(starter)
     say("Creating virtual environment {.file {dir}} with {.file {starter}}.")
-    run_python(starter, c("-m", "venv", dir), quiet = quiet)
+    dir.create(dir, recursive = TRUE, showWarnings = FALSE)
+    # The marker first: the folder is ours from now on, so a failed creation
+    # can be removed (here, or later with fresh = TRUE).
     write_marker(dir)
+    tryCatch(
+      run_python(starter, c("-m", "venv", dir), quiet = quiet),
+      error = function(e) {
+        unlink(dir, recursive = TRUE)
+        stop(e)
+      }
+    )
   } else {
     say("Updating existing environment {.file {dir}}.")
+    if (!pip_works(venv_python_path(dir))) {
+      sd_abort(
+        c("The environment {.file {dir}} has no working {.code pip}.",
+          i = if (is_our_venv(dir)) "Recreate it with {.code sd_install(fresh = TRUE)}."
+              else "Repair or delete it, or choose another {.arg envname}."),
+        class = "rdiffusers_error_install"
+      )
+    }
   }
   env_python <- venv_python_path(dir)
 
@@ -119,6 +154,14 @@ write_marker <- function(dir) {
 }
 
 is_our_venv <- function(dir) file.exists(marker_file(dir))
+
+pip_works <- function(python) {
+  out <- suppressWarnings(tryCatch(
+    system2(python, c("-m", "pip", "--version"), stdout = FALSE, stderr = FALSE),
+    error = function(e) 1L
+  ))
+  identical(as.integer(out), 0L)
+}
 
 venv_python_path <- function(dir) {
   file.path(dir, if (is_windows()) "Scripts/python.exe" else "bin/python")

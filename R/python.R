@@ -282,9 +282,18 @@ signal_sd_interrupt <- function(parent = NULL) {
 }
 
 # Directory of a virtualenv given by name (under reticulate's root) or path.
-venv_dir <- function(envname) {
+# A name is a plain folder name: ".", ".." or "~" would name the root itself,
+# the home directory, or another folder that is not an environment.
+venv_dir <- function(envname, call = caller_env()) {
   if (grepl("[/\\\\]", envname)) {
     return(path.expand(envname))
+  }
+  if (!grepl("^[A-Za-z0-9_][A-Za-z0-9._-]*$", envname)) {
+    abort_input(
+      c("{.arg envname} must be a name of letters, digits, {.val .}, {.val _} and {.val -}, or a path with a {.val /}, not {.val {envname}}.",
+        i = "A name is a folder under {.file {reticulate::virtualenv_root()}}."),
+      call = call
+    )
   }
   file.path(path.expand(reticulate::virtualenv_root()), envname)
 }

@@ -39,6 +39,59 @@ test_that("fresh = TRUE deletes an environment carrying the marker", {
   expect_false(dir.exists(dir))
 })
 
+test_that("names that are not plain folder names are refused", {
+  for (bad in c(".", "..", "~", "-x", "a b")) {
+    expect_error(sd_install(bad, quiet = TRUE), class = "rdiffusers_error_input")
+  }
+})
+
+test_that("an existing folder with files is never built into or marked", {
+  root <- withr::local_tempdir()
+  withr::local_envvar(WORKON_HOME = root, RETICULATE_VIRTUALENV_ROOT = root)
+  dir <- file.path(root, "project")
+  dir.create(dir)
+  writeLines("x <- 1", file.path(dir, "analysis.R"))
+  expect_error(sd_install(dir, quiet = TRUE), class = "rdiffusers_error_install")
+  expect_identical(list.files(dir, all.files = TRUE, no.. = TRUE), "analysis.R")
+  expect_error(sd_install(dir, fresh = TRUE, quiet = TRUE), class = "rdiffusers_error_install")
+  expect_true(file.exists(file.path(dir, "analysis.R")))
+})
+
+# A stand-in "python" for the install steps: it passes the version check and
+# fails `-m venv` after creating bin/python (as Debian's python without
+# python3-venv does), or answers `-m pip --version` with an error.
+fake_python <- function(dir) {
+  path <- file.path(dir, "fake-python")
+  writeLines(c(
+    "#!/bin/sh",
+    "case \"$*\" in *sys.version_info*) echo True; exit 0 ;; esac",
+    "if [ \"$1\" = \"-m\" ] && [ \"$2\" = \"venv\" ]; then",
+    "  mkdir -p \"$3/bin\" && cp \"$0\" \"$3/bin/python\"; exit 1",
+    "fi",
+    "[ \"$1\" = \"-m\" ] && [ \"$2\" = \"pip\" ] && exit 1",
+    "exit 0"
+  ), path)
+  Sys.chmod(path, "755")
+  path
+}
+
+test_that("a failed creation leaves nothing; an env without pip is reported, not retried", {
+  skip_on_os("windows")
+  root <- withr::local_tempdir()
+  withr::local_envvar(WORKON_HOME = root, RETICULATE_VIRTUALENV_ROOT = root)
+  py <- fake_python(root)
+  expect_error(sd_install("half", python = py, quiet = TRUE), class = "rdiffusers_error_install")
+  expect_false(dir.exists(file.path(root, "half")))
+
+  # One left behind by an older version: python there, pip broken.
+  dir <- file.path(root, "nopip")
+  dir.create(file.path(dir, "bin"), recursive = TRUE)
+  file.copy(py, file.path(dir, "bin", "python"))
+  write_marker(dir)
+  expect_snapshot(sd_install("nopip", quiet = TRUE), error = TRUE,
+                  transform = function(x) gsub(root, "<root>", x, fixed = TRUE))
+})
+
 test_that("a real install creates a marked env with the pinned stack", {
   skip_if_not(identical(Sys.getenv("RDIFFUSERS_TEST_INSTALL"), "true"),
               "set RDIFFUSERS_TEST_INSTALL=true to run a real install")
