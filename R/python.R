@@ -7,8 +7,9 @@
 #   2. RETICULATE_PYTHON  -- reticulate honours it by itself
 #   3. the virtualenv "r-rdiffusers" made by sd_install()
 #   4. reticulate::py_require() with the pinned requirements (reticulate >= 1.41)
-# RDIFFUSERS_PYTHON and RETICULATE_PYTHON are read, never written (the one
-# variable set is TORCHINDUCTOR_CACHE_DIR, when unset: use_cache_for_torch()).
+# RDIFFUSERS_PYTHON and RETICULATE_PYTHON are read, never changed (the one
+# variable set is TORCHINDUCTOR_CACHE_DIR, when unset: use_cache_for_torch();
+# RETICULATE_PYTHON is set aside while RDIFFUSERS_PYTHON's Python starts).
 
 sd_envname <- function() "r-rdiffusers"
 
@@ -55,7 +56,17 @@ py_choose_impl <- function() {
       return(result(FALSE, "RDIFFUSERS_PYTHON",
                     paste0("RDIFFUSERS_PYTHON points to ", override, ", which does not exist.")))
     }
-    err <- try_python(reticulate::use_python(python, required = TRUE))
+    # reticulate lets RETICULATE_PYTHON override use_python(), so it is set
+    # aside while Python starts (after that, it no longer matters).
+    reticulate_python <- Sys.getenv("RETICULATE_PYTHON", NA)
+    if (!is.na(reticulate_python)) {
+      Sys.unsetenv("RETICULATE_PYTHON")
+      on.exit(Sys.setenv(RETICULATE_PYTHON = reticulate_python), add = TRUE)
+    }
+    err <- try_python({
+      reticulate::use_python(python, required = TRUE)
+      reticulate::py_config()
+    })
     return(result(is.null(err), "RDIFFUSERS_PYTHON", err))
   }
 

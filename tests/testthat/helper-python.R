@@ -21,10 +21,9 @@ skip_if_no_python <- function() {
 }
 
 # Runs `fun()` in a fresh R session with rdiffusers loaded (the source tree
-# when the tests run from it, else the installed package) and Python set to
-# one that does not exist: anything that tries to start Python fails.
-# Returns fun()'s value.
-r_without_python <- function(fun) {
+# when the tests run from it, else the installed package), with
+# RDIFFUSERS_PYTHON and RETICULATE_PYTHON set as given. Returns fun()'s value.
+r_fresh <- function(fun, python, reticulate_python = "") {
   pkg <- normalizePath(testthat::test_path("..", ".."), mustWork = FALSE)
   environment(fun) <- globalenv()  # ship the function, not the test's frame
   callr::r(
@@ -37,7 +36,13 @@ r_without_python <- function(fun) {
       fun()
     },
     args = list(pkg = pkg, fun = fun),
-    env = c(callr::rcmd_safe_env(), RDIFFUSERS_PYTHON = "/nonexistent/rdiffusers/python",
-            RETICULATE_PYTHON = "")
+    env = c(callr::rcmd_safe_env(), RDIFFUSERS_PYTHON = python,
+            RETICULATE_PYTHON = reticulate_python)
   )
+}
+
+# r_fresh() with a Python that does not exist: anything that tries to start
+# Python fails.
+r_without_python <- function(fun) {
+  r_fresh(fun, python = "/nonexistent/rdiffusers/python")
 }

@@ -85,3 +85,25 @@ test_that("a missing Python is a classed error that says what was searched and t
   expect_true(any(grepl("fix:", res$format)))
   expect_type(res$out, "character")
 })
+
+test_that("RDIFFUSERS_PYTHON wins over RETICULATE_PYTHON, as documented", {
+  skip_if_not_installed("callr")
+  skip_if_no_python()
+  python <- sd_config()$python
+  want <- normalizePath(python)
+  # Any other Python: reticulate alone would start this one. (PATH may lead
+  # to the test's own env: reticulate puts a virtualenv's bin/ first.)
+  others <- Filter(function(p) nzchar(p) && file.exists(p) && normalizePath(p) != want,
+                   c("/usr/bin/python3", "/usr/local/bin/python3",
+                     unname(Sys.which(c("python3", "python")))))
+  skip_if(length(others) == 0, "no second Python on PATH")
+  got <- r_fresh(function() {
+    cfg <- rdiffusers::sd_config()
+    list(python = cfg$python, how = cfg$how, usable = cfg$usable,
+         reticulate_python = Sys.getenv("RETICULATE_PYTHON"))
+  }, python = python, reticulate_python = others[[1]])
+  expect_identical(normalizePath(got$python), want)
+  expect_identical(got$how, "RDIFFUSERS_PYTHON")
+  expect_true(got$usable)
+  expect_identical(got$reticulate_python, others[[1]])   # set back afterwards
+})
