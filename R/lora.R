@@ -157,9 +157,7 @@ abort_not_loaded <- function(adapter_name, model, call = caller_env()) {
 # Whether any pipeline is cached (never starts Python: without Python there
 # is none). Which one a call means is decided in Python, from the model and
 # the load arguments.
-any_model_cached <- function() {
-  reticulate::py_available(initialize = FALSE) && nrow(sd_pipelines()) > 0
-}
+any_model_cached <- function() nrow(sd_pipelines()) > 0
 
 lora_safe_ext <- "safetensors"
 lora_pickle_ext <- c("bin", "ckpt", "pt", "pth", "pkl")

@@ -111,11 +111,13 @@ print.sd_pipeline <- function(x, ...) {
 #'
 #' `sd_pipelines()` lists the pipelines cached in this R session;
 #' `sd_free()` drops one model's pipelines or all of them, releasing their
-#' (GPU) memory.
+#' (GPU) memory. Neither starts Python when it is not running yet.
 #'
-#' @param model `NULL` to free every pipeline, or a model name as given to
-#'   [sd_load_model()] (all its variants: devices, dtypes, ...), a cache key
-#'   from `sd_pipelines()$key`, or an `sd_pipeline` object.
+#' @param model `NULL` to free every pipeline, or a model as given to
+#'   [sd_load_model()], however spelled (a preset or its hub id, any path to
+#'   the same directory or file), which frees all its variants (devices,
+#'   dtypes, ...); a cache key from `sd_pipelines()$key`; or an `sd_pipeline`
+#'   object.
 #' @returns `sd_pipelines()`: a data frame, one row per cached pipeline, with
 #'   columns `key`, `model`, `family`, `pipeline_class`, `device`, `dtype`,
 #'   `scheduler`, `source`. `sd_free()`: the number of pipelines freed,
@@ -127,27 +129,26 @@ print.sd_pipeline <- function(x, ...) {
 #' sd_pipelines()
 #' sd_free("tiny")
 sd_pipelines <- function() {
+  if (!reticulate::py_available(initialize = FALSE)) {
+    return(pipelines_df(list()))   # nothing loaded yet: do not start Python
+  }
   pipelines_df(py_call("cached_pipelines"))
 }
 
 #' @rdname sd_pipelines
 #' @export
 sd_free <- function(model = NULL) {
+  if (inherits(model, "sd_pipeline")) {
+    model <- model$key
+  }
+  check_string(model, allow_null = TRUE)
+  if (!reticulate::py_available(initialize = FALSE)) {
+    return(invisible(0L))   # nothing can be loaded: do not start Python
+  }
   if (is.null(model)) {
     return(invisible(as.integer(py_call("free_pipelines"))))
   }
-  if (inherits(model, "sd_pipeline")) {
-    keys <- model$key
-  } else {
-    check_string(model)
-    cached <- sd_pipelines()
-    keys <- cached$key[cached$model == model | cached$key == model]
-  }
-  freed <- 0L
-  for (key in keys) {
-    freed <- freed + as.integer(py_call("free_pipelines", key = key))
-  }
-  invisible(freed)
+  invisible(as.integer(py_call("free_model", model)))
 }
 
 pipelines_df <- function(infos) {

@@ -20,7 +20,7 @@ test_that("LoRA arguments are checked in R before Python starts", {
   expect_error(sd_unload_lora("bad name"), class = "rdiffusers_error_input")
 })
 
-test_that("listing and unloading LoRAs never start Python", {
+test_that("listing and unloading LoRAs, listing and freeing models never start Python", {
   skip_if_not_installed("callr")
   res <- r_without_python(
     function() {
@@ -28,12 +28,16 @@ test_that("listing and unloading LoRAs never start Python", {
       scale <- tryCatch(rdiffusers::sd_lora_scale("style", 0.5, model = "tiny"), error = identity)
       list(rows = nrow(rdiffusers::sd_loras("tiny")),
            all = rdiffusers::sd_unload_lora(model = "tiny"),
+           pipelines = nrow(rdiffusers::sd_pipelines()),
+           freed = c(rdiffusers::sd_free("tiny"), rdiffusers::sd_free()),
            class = c(class(unload), class(scale)),
            started = reticulate::py_available(initialize = FALSE))
     }
   )
   expect_identical(res$rows, 0L)
   expect_identical(res$all, character())
+  expect_identical(res$pipelines, 0L)
+  expect_identical(res$freed, c(0L, 0L))
   expect_identical(sum(res$class == "rdiffusers_error_input"), 2L)
   expect_false(res$started)
 })

@@ -53,6 +53,20 @@ test_that("a loaded pipeline is cached, reused by sd_generate(), and freed", {
   expect_equal(sd_free(), 1L)
 })
 
+test_that("sd_free() finds a model directory by any path to it", {
+  skip_if_no_python()
+  on.exit(sd_free(), add = TRUE)
+  sd_free()
+  dir <- withr::local_tempdir()
+  src <- sd_load_model("tiny")$model_path
+  file.copy(src, dir, recursive = TRUE)
+  model <- file.path(dir, basename(src))
+  withr::with_dir(dir, sd_load_model(file.path(".", basename(src))))
+  expect_false(sd_load_model(model)$loaded)            # the same pipeline
+  expect_equal(sd_free(file.path(dir, ".", basename(src))), 1L)
+  expect_equal(sd_pipelines()$model, "tiny")           # others stay
+})
+
 test_that("an unknown model is a model error and the session stays usable", {
   skip_if_no_python()
   expect_error(sd_load_model("no-such-preset"), class = "rdiffusers_error_model")

@@ -20,7 +20,7 @@ from . import tiny as _tiny
 
 __all__ = [
     "versions", "devices", "presets", "schedulers", "tiny_model", "tiny_single_file",
-    "load_pipeline", "cached_pipelines", "free_pipelines", "generate",
+    "load_pipeline", "cached_pipelines", "free_pipelines", "free_model", "generate",
     "pixel_hash", "file_sha256",
 ]
 
@@ -108,6 +108,12 @@ def cached_pipelines():
 def free_pipelines(key=None):
     """Drop one cached pipeline (by key) or all; return how many."""
     return _pipeline.free(key)
+
+
+def free_model(model):
+    """Drop every cached pipeline of `model` (any spelling of it: name, key,
+    preset or hub id, path); return how many."""
+    return sum(_pipeline.free(k) for k in _pipeline.keys_of(model))
 
 
 def generate(model, prompt, negative_prompt, seeds, out_paths, width, height,

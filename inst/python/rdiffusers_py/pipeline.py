@@ -573,6 +573,22 @@ def cached():
         return [dict(e.info) for e in _CACHE.values()]
 
 
+def keys_of(model):
+    """Cache keys of every pipeline of `model` however it is spelled: the
+    name it was loaded by, a cache key, a preset or its hub id, or any path
+    to the same directory or file. Never loads or resolves anything remote."""
+    names = {model}
+    if model in _PRESETS:
+        names.add(_PRESETS[model]["model_id"])
+    path = os.path.expanduser(model)
+    real = os.path.realpath(path) if os.path.exists(path) else None
+    with _CACHE_LOCK:
+        return [k for k, e in _CACHE.items()
+                if k == model or e.info["model"] in names or e.info["model_id"] in names
+                or (real is not None and e.info["source"] in ("dir", "file")
+                    and os.path.realpath(e.info["model_id"]) == real)]
+
+
 def free(key=None):
     with _CACHE_LOCK:
         if key is None:
