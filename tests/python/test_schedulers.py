@@ -89,3 +89,44 @@ def test_config_rebuilds_scheduler_exactly(default):
     again = schedulers.build(default, None, cfg)
     assert type(again) is type(s)
     assert schedulers.jsonable_config(again) == schedulers.jsonable_config(s)
+
+
+def _full_sigma_max(s):
+    a = s.alphas_cumprod
+    return float(((1 - a) / a).sqrt().max())
+
+
+@pytest.mark.parametrize("name", ["Euler Karras", "Heun Karras", "LMS Karras", "DPM2 Karras",
+                                  "DPM2 a Karras", "DPM++ 2M Karras"])
+def test_karras_schedules_span_the_models_full_sigma_range(name, default):
+    # A1111's Karras schedule starts at the model's sigma_max whatever the
+    # default scheduler's timestep spacing ("leading" here, as in SDXL).
+    assert default.config.timestep_spacing == "leading"
+    s = schedulers.build(default, name)
+    s.set_timesteps(30)
+    assert float(s.sigmas.max()) == pytest.approx(_full_sigma_max(s), rel=1e-4)
+
+
+def test_a_name_means_its_own_settings_whatever_the_default(default):
+    import diffusers
+    # A model whose default scheduler is an SDE solver with Karras sigmas.
+    sde = diffusers.DPMSolverMultistepScheduler.from_config(
+        default.config, use_karras_sigmas=True, algorithm_type="sde-dpmsolver++")
+    for name, want in [("Euler a", ("Euler a", "Automatic")), ("DDIM", ("DDIM", "Automatic")),
+                       ("DEIS", ("DEIS", "Automatic")), ("DPM++ SDE", ("DPM++ SDE", "Automatic")),
+                       ("Euler", ("Euler", "Automatic")), ("LMS Karras", ("LMS", "Karras"))]:
+        s = schedulers.build(sde, name)
+        assert schedulers.describe(s) == want, name
+    assert schedulers.build(sde, "DPM++ SDE").config.algorithm_type == "dpmsolver++"
+    # Exponential sigmas in the default do not clash with a Karras name.
+    expo = diffusers.EulerDiscreteScheduler.from_config(default.config,
+                                                        use_exponential_sigmas=True)
+    s = schedulers.build(expo, "DPM++ 2M Karras")
+    assert schedulers.describe(s) == ("DPM++ 2M", "Karras")
+
+
+def test_settings_diffusers_refuses_are_input_errors(default):
+    cfg = schedulers.jsonable_config(schedulers.build(default, "Euler Karras"))
+    cfg["use_exponential_sigmas"] = True          # with Karras: "only one of"
+    with pytest.raises(InputError, match="cannot be built"):
+        schedulers.build(default, None, cfg)

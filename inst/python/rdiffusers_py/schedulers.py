@@ -26,18 +26,27 @@ _A1111 = {
     "DPM2 a": ("KDPM2AncestralDiscreteScheduler", {}),
     "DPM++ 2M": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++"}),
     "DPM++ 2M SDE": ("DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++"}),
-    "DPM++ SDE": ("DPMSolverSinglestepScheduler", {}),
+    "DPM++ SDE": ("DPMSolverSinglestepScheduler", {"algorithm_type": "dpmsolver++"}),
     "DDIM": ("DDIMScheduler", {}),
     "PLMS": ("PNDMScheduler", {}),
     "UniPC": ("UniPCMultistepScheduler", {}),
     "LCM": ("LCMScheduler", {}),
     "DDPM": ("DDPMScheduler", {}),
-    "DEIS": ("DEISMultistepScheduler", {}),
+    "DEIS": ("DEISMultistepScheduler", {"algorithm_type": "deis"}),
     "TCD": ("TCDScheduler", {}),
 }
 # Samplers whose class takes use_karras_sigmas: "X" means it off, "X Karras" on.
 _KARRAS_OK = {"Euler", "Heun", "LMS", "DPM2", "DPM2 a", "DPM++ 2M", "DPM++ 2M SDE",
               "DPM++ SDE", "UniPC", "DEIS"}
+# These classes build Karras sigmas from the timesteps they sample, so with a
+# model's "leading" spacing (SDXL) they would start below the model's
+# sigma_max; A1111's Karras schedule always spans the full range.
+_KARRAS_LINSPACE = {"Euler", "Heun", "LMS", "DPM2", "DPM2 a"}
+# A name means its own settings, whatever the model's default scheduler
+# chose: these are reset unless the name sets them (dropped where the class
+# does not take them).
+_RESET = {"use_karras_sigmas": False, "use_exponential_sigmas": False,
+          "use_beta_sigmas": False}
 
 # Flow-matching models (SD3) only work with flow-matching schedulers.
 _FLOW = {
@@ -58,7 +67,10 @@ def _entries():
     for name, (cls, kw) in _A1111.items():
         if name in _KARRAS_OK:
             out[name] = (cls, dict(kw, **{_KARRAS: False}), name, "Automatic")
-            out[name + " Karras"] = (cls, dict(kw, **{_KARRAS: True}), name, "Karras")
+            karras = dict(kw, **{_KARRAS: True})
+            if name in _KARRAS_LINSPACE:
+                karras["timestep_spacing"] = "linspace"
+            out[name + " Karras"] = (cls, karras, name, "Karras")
         else:
             out[name] = (cls, dict(kw), name, "Automatic")
     for alias, target in _ALIASES.items():
@@ -130,6 +142,11 @@ def build(default, name=None, config=None, family="sd15"):
         raise InputError("Scheduler %r needs a Python package that is not installed: %s"
                          % (name or (config or {}).get("_class_name"),
                             " ".join(str(e).split()))) from e
+    except (ValueError, NotImplementedError) as e:
+        # diffusers' own refusals of a setting combination.
+        raise InputError("Scheduler %r cannot be built for this model: %s"
+                         % (name or (config or {}).get("_class_name"),
+                            " ".join(str(e).split()))) from e
 
 
 def _build(default, name=None, config=None, family="sd15"):
@@ -156,10 +173,14 @@ def _build(default, name=None, config=None, family="sd15"):
         return type(default).from_config(default.config)
     cls_name, kw = lookup(name, family)
     cls = getattr(diffusers, cls_name)
-    import inspect
-    params = inspect.signature(cls.__init__).parameters
-    kw = {k: v for k, v in kw.items() if k in params}
+    params = _init_params(cls)
+    kw = {k: v for k, v in dict(_RESET, **kw).items() if k in params}
     return cls.from_config(default.config, **kw)
+
+
+def _init_params(cls):
+    import inspect
+    return inspect.signature(cls.__init__).parameters
 
 
 def _fix_ints(cfg):
@@ -180,7 +201,10 @@ def describe(scheduler):
     """(sampler, schedule_type) in A1111 terms, or (None, None) when the
     scheduler has no A1111 counterpart."""
     cls = type(scheduler).__name__
-    cfg = scheduler.config
+    # Only the class's own settings: from_config() keeps the default
+    # scheduler's others (use_karras_sigmas on a DDIM) as hidden entries.
+    params = _init_params(type(scheduler))
+    cfg = {k: v for k, v in scheduler.config.items() if k in params}
     if is_flow(cls):
         for name, (c, _) in _FLOW.items():
             if c == cls:
