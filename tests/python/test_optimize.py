@@ -202,6 +202,16 @@ def test_packed_conv_matches_plain_conv_bit_for_bit(cfg):
     assert xg.grad is not None and xg.grad.shape == xg.shape
 
 
+def test_packed_conv_made_under_inference_mode_runs():
+    # Inference tensors have no version counter to key the pack on.
+    with torch.inference_mode():
+        conv = torch.nn.Conv2d(4, 4, 3, padding=1).to(torch.bfloat16)
+        opt.prepack_convs(conv)
+        x = torch.randn(1, 4, 8, 8).to(torch.bfloat16)
+        assert torch.equal(conv(x), torch.nn.functional.conv2d(x, conv.weight, conv.bias,
+                                                               padding=1))
+
+
 def test_bf16_packs_convs_only_where_bf16_is_native(api, cache_dir, monkeypatch):
     from rdiffusers_py._packed_conv import PackedConv2d as cls
     monkeypatch.setattr(opt, "cpu_has_native_bf16", lambda: False)

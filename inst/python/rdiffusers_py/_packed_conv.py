@@ -41,8 +41,9 @@ class PackedConv2d(torch.nn.Conv2d):
     autograd-visible ops (its data pointer or version counter moves).  Edits
     through `.data` (PEFT's merge, i.e. fuse_lora()) are invisible to both;
     rdiffusers never merges, and a caller who does must call unpack() first.
-    Anything else (float32, CUDA, autograd, a torch build that cannot pack)
-    runs nn.Conv2d.forward."""
+    Anything else (float32, CUDA, autograd, a weight made under
+    inference_mode, which has no version counter, a torch build that cannot
+    pack) runs nn.Conv2d.forward."""
 
     def __init__(self, *args, **kwargs):
         # Modules converted by prepack_convs() skip this; new ones (PEFT
@@ -57,7 +58,7 @@ class PackedConv2d(torch.nn.Conv2d):
         w = self.weight
         cache = self._rdiffusers_pack
         if (cache.failed or x.dtype != torch.bfloat16 or w.dtype != torch.bfloat16
-                or x.device.type != "cpu" or x.dim() != 4
+                or x.device.type != "cpu" or x.dim() != 4 or w.is_inference()
                 or (torch.is_grad_enabled() and (w.requires_grad or x.requires_grad))):
             return super().forward(x)
         key = (tuple(x.shape), w.data_ptr(), w._version)
