@@ -80,7 +80,8 @@ sd_install <- function(envname = "r-rdiffusers", ..., torch_index = NULL,
   }
 
   if (!venv_has_python(dir)) {
-    if (dir.exists(dir) && length(list.files(dir, all.files = TRUE, no.. = TRUE)) > 0) {
+    if (dir.exists(dir) && !is_our_venv(dir) &&
+        length(list.files(dir, all.files = TRUE, no.. = TRUE)) > 0) {
       # Never build into (and so mark as ours, deletable) a folder with
       # someone's files in it.
       sd_abort(
@@ -96,13 +97,10 @@ sd_install <- function(envname = "r-rdiffusers", ..., torch_index = NULL,
     # The marker first: the folder is ours from now on, so a failed creation
     # can be removed (here, or later with fresh = TRUE).
     write_marker(dir)
-    tryCatch(
-      run_python(starter, c("-m", "venv", dir), quiet = quiet),
-      error = function(e) {
-        unlink(dir, recursive = TRUE)
-        stop(e)
-      }
-    )
+    created <- FALSE
+    on.exit(if (!created) unlink(dir, recursive = TRUE), add = TRUE)  # error or interrupt
+    run_python(starter, c("-m", "venv", dir), quiet = quiet)
+    created <- TRUE
   } else {
     say("Updating existing environment {.file {dir}}.")
     if (!pip_works(venv_python_path(dir))) {

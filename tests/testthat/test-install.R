@@ -82,6 +82,13 @@ test_that("a failed creation leaves nothing; an env without pip is reported, not
   py <- fake_python(root)
   expect_error(sd_install("half", python = py, quiet = TRUE), class = "rdiffusers_error_install")
   expect_false(dir.exists(file.path(root, "half")))
+  # A marked folder left without Python (an interrupted creation) is ours to
+  # build into again, and removed again when that fails.
+  left <- file.path(root, "left")
+  dir.create(left)
+  write_marker(left)
+  expect_error(sd_install("left", python = py, quiet = TRUE), class = "rdiffusers_error_install")
+  expect_false(dir.exists(left))
 
   # One left behind by an older version: python there, pip broken.
   dir <- file.path(root, "nopip")
