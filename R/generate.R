@@ -158,7 +158,8 @@ sd_run <- function(task, prompt, negative_prompt = NULL, model = sd_default_mode
   on.exit(unlink(tmp_paths), add = TRUE)
 
   p <- progress_start(n_images, steps %||% NA_integer_, show = progress, call = call)
-  on.exit(progress_done(p), add = TRUE)
+  finished <- FALSE   # an error or interrupt after the last step is a failure too
+  on.exit(progress_done(p, ok = finished), add = TRUE)
 
   # Same default as sd_load_model(), so both find the same cached pipeline.
   load_args$optimize <- load_args$optimize %||% getOption("rdiffusers.optimize", "auto")
@@ -204,6 +205,7 @@ sd_run <- function(task, prompt, negative_prompt = NULL, model = sd_default_mode
                              paste0("sd-", stamp, "-", format_seed(meta$seed)), meta)
     images[[i]] <- new_sd_image(final, meta)
   }
+  finished <- TRUE
   if (length(images) == 1) images[[1]] else new_sd_images(images)
 }
 

@@ -119,16 +119,19 @@ progress_tick <- function(p, image_index, step, total) {
 #'
 #' Closes the bar, or prints the one-line summary in `"summary"` mode.
 #' Safe to call more than once.
+#' @param ok `FALSE` when the call did not finish (an error or interrupt,
+#'   possibly after the last step: decoding, writing files).
 #' @noRd
-progress_done <- function(p) {
+progress_done <- function(p, ok = TRUE) {
   if (is.null(p) || isTRUE(p$finished)) {
     return(invisible())
   }
   p$finished <- TRUE
-  # Fewer steps than expected means the call failed or was interrupted:
-  # the bar says so and the summary stays silent.
+  # A call that did not finish, was interrupted, or ran fewer steps than
+  # expected failed: the bar says so and the summary stays silent.
   expected <- p$n_images * p$steps
-  p$failed <- p$failed || is.na(expected) || p$calls < expected
+  p$failed <- p$failed || !isTRUE(ok) || isTRUE(p$interrupted) || is.na(expected) ||
+    p$calls < expected
   if (!is.null(p$id)) {
     cli::cli_progress_done(id = p$id, .envir = p, result = if (p$failed) "failed" else "done")
   } else if (identical(p$mode, "summary") && !p$failed) {

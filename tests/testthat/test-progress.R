@@ -94,6 +94,32 @@ test_that("an unfinished run closes the bar as failed and prints no summary", {
   expect_true(p$failed)
 })
 
+test_that("a call that fails after its last step is not reported as done", {
+  local_cli_plain()
+  # Every step ran, then decoding or writing the file failed (or Ctrl+C).
+  p <- progress_start(1, 2, show = "summary")
+  for (s in 1:2) p$callback(0, s, 2)
+  expect_silent(progress_done(p, ok = FALSE))
+  expect_true(p$failed)
+  p <- progress_start(1, 2, show = "summary")
+  for (s in 1:2) p$callback(0, s, 2)
+  p$interrupted <- TRUE
+  expect_silent(progress_done(p))
+  expect_true(p$failed)
+})
+
+test_that("sd_generate() reports a failure after the last step as a failure", {
+  skip_if_no_python()
+  local_cli_plain()
+  local_ns_mock(write_final_png = function(...) stop("disk full"))
+  expect_error(
+    expect_no_message(sd_generate("a cat", model = "tiny", width = 64, height = 64, steps = 2,
+                                  seed = 1, output_dir = withr::local_tempdir(),
+                                  progress = "summary")),
+    "disk full"
+  )
+})
+
 test_that("progress_done() can be called twice", {
   local_cli_plain()
   p <- progress_start(1, 1, show = "summary")
