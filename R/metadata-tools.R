@@ -7,13 +7,18 @@
 # ComfyUI: `prompt` is the API graph {node_id: {class_type, inputs}}; inputs
 # that are links look like ["node_id", output_index]. We take the first
 # sampler node and follow its links to the text encoders, latent and model.
+# The custom samplers keep their settings in linked nodes: a guider (prompts,
+# cfg, model), a noise node (seed), a sampler select (name) and a scheduler
+# (steps, schedule, denoise).
+comfyui_samplers <- c("KSampler", "KSamplerAdvanced", "SamplerCustom", "SamplerCustomAdvanced")
+
 normalize_comfyui <- function(graph) {
   if (!is.list(graph) || length(graph) == 0) {
     return(list())
   }
   class_of <- function(node) if (is.list(node)) as_chr(node$class_type) %||% "" else ""
   classes <- vapply(graph, class_of, character(1))
-  samplers <- which(grepl("KSampler|SamplerCustom", classes))
+  samplers <- which(classes %in% comfyui_samplers)
   ids <- suppressWarnings(as.numeric(names(graph)))
   if (length(samplers) == 0) {
     return(list())
@@ -23,10 +28,30 @@ normalize_comfyui <- function(graph) {
   linked <- function(link) {
     if (is.list(link) && length(link) >= 1) graph[[as.character(link[[1]])]] else NULL
   }
+  from <- function(link) {
+    node <- linked(link)
+    if (is.list(node) && is.list(node$inputs)) node$inputs else list()
+  }
+  guider <- from(inputs$guider)
+  sigmas <- from(inputs$sigmas)
+  inputs <- c(inputs[!vapply(inputs, is.null, logical(1))], list(
+    positive = guider$positive %||% guider$conditioning,
+    negative = guider$negative,
+    cfg = guider$cfg,
+    model = guider$model,
+    noise_seed = from(inputs$noise)$noise_seed,
+    sampler_name = from(inputs$sampler)$sampler_name,
+    steps = sigmas$steps,
+    scheduler = sigmas$scheduler,
+    denoise = sigmas$denoise
+  ))
+  inputs <- inputs[!duplicated(names(inputs))]   # the sampler's own inputs first
   # Follows conditioning links (combine/area nodes) to the first text found.
+  # A zeroed-out conditioning has no text, whatever it was made from.
   find_text <- function(link, depth = 0) {
     node <- linked(link)
     if (is.null(node) || depth > 20) return(NULL)
+    if (identical(class_of(node), "ConditioningZeroOut")) return("")
     for (key in c("text", "text_g", "text_l")) {
       if (rlang::is_string(node$inputs[[key]])) return(node$inputs[[key]])
     }
@@ -112,8 +137,10 @@ normalize_invokeai <- function(chunks) {
   dream <- get("Dream")
   if (rlang::is_string(dream)) {
     prompt <- regmatches(dream, regexec('^"(.*)"', dream))[[1]]
+    # Flags come after the quoted prompt, which may itself contain "-S 5".
+    flags <- if (length(prompt) == 2) substring(dream, nchar(prompt[1]) + 1) else dream
     flag <- function(f) {
-      hit <- regmatches(dream, regexec(paste0("\\s-", f, "\\s+(\\S+)"), dream))[[1]]
+      hit <- regmatches(flags, regexec(paste0("\\s-", f, "\\s+(\\S+)"), flags))[[1]]
       if (length(hit) == 2) hit[2]
     }
     split <- invoke_split_prompt(if (length(prompt) == 2) prompt[2])

@@ -484,7 +484,14 @@ parse_chunks <- function(chunks, format = "auto") {
     },
     comfyui = function() {
       json <- parse_json_loose(get("prompt"))
-      if (is.list(json) || !is.null(get("workflow"))) normalize_comfyui(json)
+      if (!is.list(json) && is.null(get("workflow"))) return(NULL)
+      meta <- normalize_comfyui(json)
+      # A graph whose sampler says nothing yields to an A1111 text beside it.
+      if (format == "auto" && !any(c("prompt", "seed", "steps") %in% names(meta)) &&
+          is.character(get("parameters"))) {
+        return(NULL)
+      }
+      meta
     },
     invokeai = function() normalize_invokeai(chunks),
     novelai = function() {

@@ -305,3 +305,55 @@ test_that("settings are found by their exact names, never by a prefix", {
   expect_false(grepl("ugly style", raw$parameters, fixed = TRUE))
   expect_match(raw$parameters, "^Steps: 2, CFG scale: 7, Seed: 1")
 })
+
+test_that("ComfyUI: custom samplers are followed, zeroed negatives are empty", {
+  link <- function(id) list(id, 0L)
+  graph <- list(
+    `1` = list(class_type = "CLIPTextEncode", inputs = list(text = "a red fox")),
+    `2` = list(class_type = "ConditioningZeroOut", inputs = list(conditioning = link("1"))),
+    `3` = list(class_type = "KSamplerSelect", inputs = list(sampler_name = "euler")),
+    `4` = list(class_type = "RandomNoise", inputs = list(noise_seed = 42)),
+    `5` = list(class_type = "CFGGuider", inputs = list(positive = link("1"),
+                                                       negative = link("2"), cfg = 3.5)),
+    `6` = list(class_type = "BasicScheduler", inputs = list(scheduler = "simple", steps = 20L,
+                                                            denoise = 1)),
+    `7` = list(class_type = "EmptyLatentImage", inputs = list(width = 1024L, height = 768L)),
+    `9` = list(class_type = "SamplerCustomAdvanced",
+               inputs = list(noise = link("4"), guider = link("5"), sampler = link("3"),
+                             sigmas = link("6"), latent_image = link("7")))
+  )
+  meta <- normalize_comfyui(graph)
+  expect_identical(meta$prompt, "a red fox")
+  expect_identical(meta$negative_prompt, "")
+  expect_equal(meta$seed, 42)
+  expect_identical(meta$steps, 20L)
+  expect_equal(meta$guidance_scale, 3.5)
+  expect_identical(c(meta$width, meta$height), c(1024L, 768L))
+  expect_identical(meta$sampler, "euler")
+  expect_identical(meta$schedule_type, "simple")
+})
+
+test_that("a ComfyUI graph that says nothing yields to an A1111 text beside it", {
+  chunks <- tiny_png_chunks()
+  graph <- '{"3": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler"}}}'
+  path <- write_bytes(png_bytes(
+    chunks$ihdr,
+    rdiffusers:::png_text_chunk("prompt", graph),
+    rdiffusers:::png_text_chunk("parameters", "a cat\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 5"),
+    chunks$idat, chunks$iend))
+  meta <- png_read_meta(path)
+  expect_identical(attr(meta, "tool"), "a1111")
+  expect_identical(meta$prompt, "a cat")
+})
+
+test_that("InvokeAI Dream flags are read after the quoted prompt", {
+  chunks <- tiny_png_chunks()
+  path <- write_bytes(png_bytes(
+    chunks$ihdr,
+    rdiffusers:::png_text_chunk("Dream", '"portrait -S 5 of a cat" -s 50 -S 42 -W 512 -H 512'),
+    chunks$idat, chunks$iend))
+  meta <- png_read_meta(path)
+  expect_equal(meta$seed, 42)
+  expect_identical(meta$steps, 50L)
+  expect_identical(meta$prompt, "portrait -S 5 of a cat")
+})
