@@ -58,12 +58,37 @@ is_sd_image <- function(x) inherits(x, "sd_image")
 
 #' @export
 `[.sd_images` <- function(x, i) {
-  new_sd_images(unclass(x)[i])
+  if (missing(i)) return(x)
+  idx <- seq_along(x)[i]
+  if (anyNA(idx)) {
+    abort_input("Can't subset an {.cls sd_images} of length {length(x)}: an index is out of range or {.val {NA}}.")
+  }
+  new_sd_images(unclass(x)[idx])
 }
 
 #' @export
 `[[.sd_images` <- function(x, i) {
   unclass(x)[[i]]
+}
+
+#' @export
+`[<-.sd_images` <- function(x, i, value) {
+  if (is_sd_image(value)) value <- list(value)
+  out <- unclass(x)
+  out[i] <- if (inherits(value, "sd_images")) unclass(value) else value
+  new_sd_images(out)
+}
+
+#' @export
+`[[<-.sd_images` <- function(x, i, value) {
+  out <- unclass(x)
+  out[[i]] <- value
+  new_sd_images(out)
+}
+
+#' @export
+`$<-.sd_images` <- function(x, name, value) {
+  abort_input("An {.cls sd_images} is a list of images; it has no {.field {name}} to set.")
 }
 
 #' @export
@@ -91,14 +116,17 @@ sd_image_line <- function(x, width = getOption("width", 80)) {
   m <- x$meta
   size <- if (!is.null(m$width) && !is.null(m$height)) paste0(m$width, "x", m$height) else "?x?"
   seed <- if (is.null(m$seed)) "?" else format_seed(m$seed)
-  prompt <- m$prompt %||% ""
+  prompt <- m[["prompt"]]
+  if (!rlang::is_string(prompt) || is.na(prompt)) prompt <- "?"
+  model <- m[["model"]]
+  if (!rlang::is_string(model) || is.na(model)) model <- "?"
   prompt <- gsub("[\r\n]+", " ", prompt)
   max_prompt <- max(12L, width - 50L)
   if (nchar(prompt) > max_prompt) {
     prompt <- paste0(substr(prompt, 1, max_prompt - 3), "...")
   }
   sprintf("%s | %s | seed %s | %s | %s", encodeString(prompt, quote = '"'), size, seed,
-          m$model %||% "?", basename(x$path))
+          model, basename(x$path))
 }
 
 format_seed <- function(seed) {

@@ -47,6 +47,28 @@ test_that("sd_images subset, combine and print one line per image", {
   expect_match(lines[1], "3 images")
   expect_match(lines[3], "seed 18446744073709551615", fixed = TRUE)
   expect_error(c(a, 1), class = "rdiffusers_error_input")
+
+  # Out of range or NA subsets and bad assignments are input errors.
+  expect_snapshot(imgs[3], error = TRUE)
+  expect_error(imgs[c(1, NA)], class = "rdiffusers_error_input")
+  expect_identical(imgs[], imgs)
+  expect_identical(imgs[-1][[1]], b)
+  imgs2 <- imgs
+  imgs2[[2]] <- c3
+  expect_identical(imgs2[[2]], c3)
+  imgs2[1] <- c3
+  expect_identical(imgs2[[1]], c3)
+  expect_error(imgs2[[2]] <- "oops", class = "rdiffusers_error_input")
+  expect_error(imgs2$foo <- 1, class = "rdiffusers_error_input")
+  expect_s3_class(imgs2, "sd_images")
+  expect_length(format(imgs2), 3)
+
+  # A prompt that is NA or not one string prints as "?".
+  odd <- a
+  odd$meta$prompt <- NA_character_
+  expect_match(format(odd), '"?"', fixed = TRUE)
+  odd$meta$prompt <- c("x", "y")
+  expect_match(format(odd), '"?"', fixed = TRUE)
 })
 
 test_that("long prompts are truncated in print", {
