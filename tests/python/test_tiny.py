@@ -62,6 +62,23 @@ def test_concurrent_builders_do_not_corrupt(tmp_path):
     assert weight_hashes(results[0]) == weight_hashes(tiny.build("tiny", str(tmp_path / "d")))
 
 
+def test_build_leaves_a_readable_model_and_sweeps_builds_of_killed_processes(tmp_path):
+    import stat
+    import time
+    parent = tmp_path / "c" / "tiny"
+    parent.mkdir(parents=True)
+    stale = parent / ".build-tiny-killed"        # a builder killed an hour ago
+    stale.mkdir()
+    old = time.time() - 7200
+    os.utime(str(stale), (old, old))
+    live = parent / ".build-tiny-running"        # another process, still writing
+    live.mkdir()
+    path = tiny.build("tiny", str(tmp_path / "c"))
+    assert not stale.exists() and live.exists()
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    assert mode == 0o777 & ~tiny._umask()        # not mkdtemp()'s owner-only 0700
+
+
 def test_unknown_tiny_name_is_an_input_error(api, cache_dir):
     with pytest.raises(InputError, match="tiny-sdxl"):
         api.tiny_model("tiny-flux", cache_dir)

@@ -49,13 +49,17 @@ def build(name, cache_dir):
     os.makedirs(parent, exist_ok=True)
     from .pipeline import setup_torch
     torch = setup_torch()
+    # The builders seed torch's global generator: serialize builds in this
+    # process (threads would interleave draws) and restore the caller's
+    # random state afterwards.
+    with _BUILD_LOCK, torch.random.fork_rng(devices=[]):
+        pipe = _BUILDERS[TINY[name]]()
+    _sweep_stale_builds(parent, name)
     tmp = tempfile.mkdtemp(prefix=".build-%s-" % name, dir=parent)
     try:
-        # The builders seed torch's global generator: serialize builds in this
-        # process (threads would interleave draws) and restore the caller's
-        # random state afterwards.
-        with _BUILD_LOCK, torch.random.fork_rng(devices=[]):
-            pipe = _BUILDERS[TINY[name]]()
+        # mkdtemp() makes it owner-only; the model is as readable as any
+        # other file the user creates.
+        os.chmod(tmp, 0o777 & ~_umask())
         pipe.save_pretrained(tmp, safe_serialization=True)
         try:
             os.rename(tmp, target)
@@ -67,6 +71,34 @@ def build(name, cache_dir):
         if os.path.isdir(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _umask():
+    # Read, not set-and-restore: setting it would briefly change the
+    # process's umask for every other thread.
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
+def _sweep_stale_builds(parent, name, max_age_s=3600):
+    """Remove build folders of `name` left by a process killed while
+    writing (finally: does not run then); a live build takes seconds."""
+    import time
+    for entry in os.listdir(parent):
+        if not entry.startswith(".build-%s-" % name):
+            continue
+        path = os.path.join(parent, entry)
+        try:
+            if time.time() - os.stat(path).st_mtime > max_age_s:
+                shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            pass
 
 
 # --- a single-file (original LDM layout) checkpoint --------------------------
