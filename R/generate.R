@@ -34,7 +34,8 @@
 #' @param output_dir Directory for the PNG files; created if needed. Defaults
 #'   to [sd_output_dir()].
 #' @param ... Options for loading the model, passed to [sd_load_model()]:
-#'   `revision`, `device`, `dtype`, `variant`, `config`, `optimize`; and
+#'   `revision`, `device`, `dtype`, `variant`, `config`, `optimize`,
+#'   `trusted`; and
 #'   `clip_skip` (number of final text-encoder layers to skip, diffusers
 #'   convention: A1111's "Clip skip 2" is `clip_skip = 1`). Other names are an
 #'   error.
@@ -124,8 +125,18 @@ sd_run <- function(task, prompt, negative_prompt = NULL, model = sd_default_mode
   preset <- presets_list(call = call)[[model]]
   width <- width %||% as_int_or_null(preset$width)
   height <- height %||% as_int_or_null(preset$height)
-  steps <- steps %||% as_int_or_null(preset$steps)
+  if (is.null(steps) && !is.null(preset$steps)) {
+    steps <- as.integer(preset$steps)
+    # A preset's steps with img2img's strength must still run one step
+    # (turbo presets: 1 step, strength 0.5); diffusers runs steps x strength.
+    if (!is.null(strength) && steps * strength < 1) {
+      steps <- as.integer(ceiling(1 / strength))
+    }
+  }
   guidance_scale <- guidance_scale %||% (if (!is.null(preset$guidance_scale)) as.double(preset$guidance_scale))
+  if (is.null(scheduler_config)) {
+    scheduler <- scheduler %||% preset$scheduler
+  }
 
   # One entry per image: prompts in order, n images each, seed + i.
   n_prompts <- length(prompt)
@@ -302,7 +313,8 @@ interrupt_in_callback_entry <- function(e) {
 
 # Checks ------------------------------------------------------------------
 
-dots_allowed <- c("revision", "device", "dtype", "variant", "config", "optimize", "clip_skip")
+dots_allowed <- c("revision", "device", "dtype", "variant", "config", "optimize", "trusted",
+                  "clip_skip")
 
 # The `...` of sd_generate() & co: load options and clip_skip. Anything else
 # is an error (a misspelt argument must not be silently ignored).

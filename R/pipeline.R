@@ -35,7 +35,8 @@ sd_cache_dir <- function() {
 #'
 #' @param model A preset name (see [sd_presets()]), a Hugging Face hub id
 #'   such as `"stable-diffusion-v1-5/stable-diffusion-v1-5"`, a local
-#'   diffusers directory, or a single `.safetensors`/`.ckpt` file.
+#'   diffusers directory, or a single-file checkpoint: `.safetensors`, or a
+#'   pickle file (`.ckpt`, `.pt`) with `trusted = TRUE`.
 #' @param revision Hub revision (branch, tag or commit), or `NULL` for the
 #'   default branch.
 #' @param device `"auto"` (CUDA, then MPS, then CPU), `"cpu"`, `"cuda"`,
@@ -48,6 +49,9 @@ sd_cache_dir <- function() {
 #'   `model_index.json` decides the pipeline class; without a `config` (or
 #'   when it cannot be had offline) the checkpoint's tensor names decide, read
 #'   from the `.safetensors` header alone.
+#' @param trusted `TRUE` to allow a pickle checkpoint (`.ckpt`, `.pt`,
+#'   `.pth`), which can run code on your computer when loaded. Only for files
+#'   from a source you trust.
 #' @param optimize Speed settings. `"auto"`: on a CPU with native bfloat16
 #'   (AVX512-BF16 / AMX) `"bf16"`; on CUDA channels-last memory (and, for a
 #'   float32 pipeline, half precision and VAE tiling); otherwise `"none"`. `"none"`: the pipeline as
@@ -71,11 +75,12 @@ sd_cache_dir <- function() {
 sd_load_model <- function(model = sd_default_model(), revision = NULL,
                           device = "auto", dtype = "auto", variant = NULL,
                           config = NULL,
-                          optimize = getOption("rdiffusers.optimize", "auto")) {
+                          optimize = getOption("rdiffusers.optimize", "auto"),
+                          trusted = FALSE) {
   check_model(model)
   args <- check_load_args(list(
     revision = revision, device = device, dtype = dtype, variant = variant,
-    config = config, optimize = optimize
+    config = config, optimize = optimize, trusted = trusted
   ))
   info <- with_status(
     "Loading {.val {model}}",
@@ -176,17 +181,23 @@ pipelines_df <- function(infos) {
 #'
 #' `sd_presets()` lists the model names that can be used instead of a hub id,
 #' with their default settings (used by [sd_generate()] when `width`,
-#' `height`, `steps` or `guidance_scale` are `NULL`). `"tiny"`, `"tiny-sdxl"`
+#' `height`, `steps`, `guidance_scale` or `scheduler` are `NULL`; for
+#' [sd_img2img()] the preset's steps are raised where needed so that
+#' `steps * strength` runs at least one step). `"tiny"`, `"tiny-sdxl"`
 #' and `"tiny-sd3"` are random-weight pipelines built offline.
 #'
 #' `sd_schedulers()` lists the names accepted by `scheduler =`: diffusers
 #' class names (`"EulerAncestralDiscreteScheduler"`) and the sampler names of
 #' AUTOMATIC1111's web UI (`"Euler a"`, `"DPM++ 2M Karras"`). A class name
-#' gives that class with the model's own settings; an A1111 name gives the
+#' gives that class with the model's configuration; an A1111 name gives the
 #' class and options below (following the table in diffusers' scheduler
-#' docs). A name with " Karras" adds `use_karras_sigmas = TRUE` to the
-#' samplers that support it (Euler, Heun, LMS, DPM2, DPM2 a, DPM++ 2M,
-#' DPM++ 2M SDE, DPM++ SDE, UniPC, DEIS).
+#' docs). Either way Karras, exponential and beta sigmas are off unless the
+#' name asks for them: a name with " Karras" adds `use_karras_sigmas = TRUE`
+#' to the samplers that support it (Euler, Heun, LMS, DPM2, DPM2 a, DPM++ 2M,
+#' DPM++ 2M SDE, DPM++ SDE, UniPC, DEIS), and for Euler, Heun, LMS, DPM2 and
+#' DPM2 a also `timestep_spacing = "linspace"`, so that the schedule spans the
+#' model's whole noise range as in A1111. `sd_schedulers(details = TRUE)`
+#' shows each name's exact options.
 #'
 #' | A1111 sampler | diffusers class | options |
 #' |---|---|---|
@@ -198,11 +209,11 @@ pipelines_df <- function(infos) {
 #' | DPM2 a | `KDPM2AncestralDiscreteScheduler` | |
 #' | DPM++ 2M | `DPMSolverMultistepScheduler` | `algorithm_type = "dpmsolver++"` |
 #' | DPM++ 2M SDE | `DPMSolverMultistepScheduler` | `algorithm_type = "sde-dpmsolver++"` |
-#' | DPM++ SDE | `DPMSolverSinglestepScheduler` | |
+#' | DPM++ SDE | `DPMSolverSinglestepScheduler` | `algorithm_type = "dpmsolver++"` |
 #' | DDIM | `DDIMScheduler` | |
 #' | PLMS (or PNDM) | `PNDMScheduler` | |
 #' | UniPC | `UniPCMultistepScheduler` | |
-#' | DEIS | `DEISMultistepScheduler` | |
+#' | DEIS | `DEISMultistepScheduler` | `algorithm_type = "deis"` |
 #' | LCM | `LCMScheduler` | |
 #' | TCD | `TCDScheduler` | |
 #' | DDPM | `DDPMScheduler` | |
@@ -332,6 +343,9 @@ check_load_args <- function(args, call = caller_env()) {
   }
   if (!is.null(args$optimize)) {
     check_string(args$optimize, arg = "optimize", call = call)
+  }
+  if (!is.null(args$trusted)) {
+    check_flag(args$trusted, arg = "trusted", call = call)
   }
   args
 }

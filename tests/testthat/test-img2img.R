@@ -103,6 +103,36 @@ test_that("img2img is deterministic per seed, uses the input, and records it", {
   expect_identical(dim(pixels_of(a))[1:2], c(64L, 64L))
 })
 
+test_that("a preset's steps are raised so that steps x strength runs a step", {
+  skip_if_no_python()
+  init <- array(0.4, c(64, 64, 3))
+  # The tiny preset's 2 steps at strength 0.3 would run int(0.6) = 0 steps.
+  img <- sd_img2img(init, "a hill", model = "tiny", strength = 0.3, seed = 1,
+                    output_dir = withr::local_tempdir(), progress = FALSE)
+  expect_identical(img$meta$steps, 4L)
+  # Steps the user chose are theirs: too few is an error that says so.
+  expect_error(sd_img2img(init, "a hill", model = "tiny", strength = 0.3, steps = 2,
+                          seed = 1, output_dir = withr::local_tempdir(), progress = FALSE),
+               "steps x strength", class = "rdiffusers_error_input")
+})
+
+test_that("a preset's scheduler is used when none is given", {
+  skip_if_no_python()
+  real <- presets_list
+  local_ns_mock(presets_list = function(...) {
+    p <- real(...)
+    p$tiny$scheduler <- "Euler a"
+    p
+  })
+  dir <- withr::local_tempdir()
+  img <- sd_generate("a cat", model = "tiny", width = 64, height = 64, steps = 2, seed = 1,
+                     output_dir = dir, progress = FALSE)
+  expect_identical(img$meta$scheduler, "EulerAncestralDiscreteScheduler")
+  img <- sd_generate("a cat", model = "tiny", width = 64, height = 64, steps = 2, seed = 1,
+                     scheduler = "DDIM", output_dir = dir, progress = FALSE)
+  expect_identical(img$meta$scheduler, "DDIMScheduler")
+})
+
 test_that("every image form gives the same img2img result as its PNG file", {
   skip_if_no_python()
   arr <- array(runif(64 * 48 * 3), c(64, 48, 3))

@@ -109,3 +109,24 @@ test_that("a single-file checkpoint loads offline and draws the same pixels", {
                    list(width = 64L, height = 64L, steps = 30L, guidance_scale = 7.5))
   sd_free()
 })
+
+test_that("a pickle checkpoint loads only with trusted = TRUE", {
+  skip_if_no_python()
+  withr::local_envvar(HF_HUB_OFFLINE = "1")
+  st <- py_call("tiny_single_file", sd_cache_dir())
+  ckpt <- file.path(withr::local_tempdir(), "tiny.ckpt")
+  torch <- reticulate::import("torch")
+  torch$save(reticulate::import("safetensors.torch")$load_file(st), ckpt)
+  config <- sd_load_model("tiny")$model_path
+  expect_error(sd_load_model(ckpt, config = config), "trusted = TRUE",
+               class = "rdiffusers_error_model")
+  expect_error(sd_load_model(ckpt, config = config, trusted = NA),
+               class = "rdiffusers_error_input")
+  p <- sd_load_model(ckpt, config = config, trusted = TRUE)
+  on.exit(sd_free(p), add = TRUE)
+  expect_identical(p$source, "file")
+  img <- sd_generate("a cat", model = ckpt, config = config, trusted = TRUE, width = 64,
+                     height = 64, steps = 2, seed = 1, output_dir = withr::local_tempdir(),
+                     progress = FALSE)
+  expect_identical(img$meta$model_source, "file")
+})
