@@ -19,8 +19,7 @@ __all__ = ["TINY", "tiny_dir", "build", "tiny_single_file"]
 # Bump a model's suffix when its config below changes, so old caches are not
 # reused. tiny-sd3 v2: 16 latent channels like SD3 (its inpaint pipeline
 # refuses other counts).
-_VERSION = "v1"
-_VERSIONS = {"tiny": _VERSION, "tiny-sdxl": _VERSION, "tiny-sd3": "v2"}
+_VERSIONS = {"tiny": "v1", "tiny-sdxl": "v1", "tiny-sd3": "v2"}
 
 _BUILD_LOCK = threading.Lock()
 
@@ -117,7 +116,7 @@ def tiny_single_file(cache_dir):
     """
     import json
     from safetensors.torch import load_file, save_file
-    target = os.path.join(cache_dir, "tiny", "tiny-%s.safetensors" % _VERSION)
+    target = os.path.join(cache_dir, "tiny", "tiny-%s.safetensors" % _VERSIONS["tiny"])
     if os.path.isfile(target):
         return target
     src = build("tiny", cache_dir)
