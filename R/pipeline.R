@@ -40,7 +40,9 @@ sd_cache_dir <- function() {
 #' @param revision Hub revision (branch, tag or commit), or `NULL` for the
 #'   default branch.
 #' @param device `"auto"` (CUDA, then MPS, then CPU), `"cpu"`, `"cuda"`,
-#'   `"cuda:1"`, or `"mps"`.
+#'   `"cuda:1"`, or `"mps"`. `"cuda"` means the current CUDA device and is
+#'   recorded with its number (`"cuda:0"`), so both spellings share one
+#'   loaded pipeline.
 #' @param dtype `"auto"` (float16 on GPUs, float32 on CPU), `"float32"`,
 #'   `"float16"` or `"bfloat16"`.
 #' @param variant Weight variant on the hub such as `"fp16"`, or `NULL`.

@@ -62,6 +62,36 @@ def test_local_dir_is_hashed_by_content(api, cache_dir, tmp_path):
     api.free_pipelines(info["key"])
 
 
+def test_local_dir_revision_covers_what_the_pipeline_reads(api, cache_dir, tmp_path):
+    copy = tmp_path / "m"
+    shutil.copytree(api.tiny_model("tiny", cache_dir), copy)
+    rev = pipeline.content_revision(str(copy))
+    # Files the pipeline does not read leave it alone: notes, hidden files,
+    # a stray checkpoint beside the component folders, the safety checker.
+    (copy / "README.md").write_text("notes")
+    (copy / "old.ckpt").write_bytes(b"not loaded")
+    (copy / "unet" / ".DS_Store").write_bytes(b"x")
+    (copy / "safety_checker").mkdir()
+    (copy / "safety_checker" / "model.safetensors").write_bytes(b"x")
+    assert pipeline.content_revision(str(copy)) == rev
+    # So does re-saving with another library version (provenance keys only).
+    cfg = copy / "scheduler" / "scheduler_config.json"
+    data = json.loads(cfg.read_text())
+    data["_diffusers_version"] = "0.0.1"
+    cfg.write_text(json.dumps(data, indent=7))
+    assert pipeline.content_revision(str(copy)) == rev
+    # A config the pipeline reads is part of the model: a new revision, and
+    # a new cache entry rather than the pipeline loaded before the edit.
+    first = api.load_pipeline(str(copy))
+    data["beta_end"] = data["beta_end"] * 2
+    cfg.write_text(json.dumps(data))
+    second = api.load_pipeline(str(copy))
+    assert second["revision"] != rev and second["loaded"] is True
+    assert second["key"] != first["key"]
+    for info in (first, second):
+        api.free_pipelines(info["key"])
+
+
 def test_task_pipelines_share_components(cache_dir):
     entry = pipeline.get_entry("tiny", cache_dir=cache_dir)
     i2i = entry.task("img2img")
@@ -103,6 +133,23 @@ def test_resolve_dtype_and_device():
         pipeline.resolve_dtype("float8", "cpu")
     with pytest.raises(InputError):
         pipeline.resolve_device("tpu")
+
+
+def test_each_device_has_one_spelling(monkeypatch):
+    """"cuda" and "cuda:0" (or "cpu:0") are one device: one cache key, one
+    name in metadata. CUDA is faked here; nothing runs on it."""
+    import torch
+    monkeypatch.setattr(pipeline, "devices", lambda: {"available": ["cuda", "mps", "cpu"]})
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
+    assert pipeline.resolve_device("cuda") == "cuda:1"
+    assert pipeline.resolve_device("auto") == "cuda:1"
+    assert pipeline.resolve_device("cuda:0") == "cuda:0"
+    assert pipeline.resolve_device("cpu:0") == "cpu"
+    assert pipeline.resolve_device("mps:0") == "mps"
+    for bad in ("cuda:2", "cuda:x", "cpu:1", "mps:1"):
+        with pytest.raises(InputError, match="does not exist"):
+            pipeline.resolve_device(bad)
 
 
 def test_unknown_model_lists_presets(api, cache_dir):

@@ -26,7 +26,7 @@ __all__ = ["Entry", "get_entry", "cached", "free", "presets", "devices",
 _CACHE = {}                     # key -> Entry
 _CACHE_LOCK = threading.RLock()  # guards _CACHE and loading
 _HUB_KEYS = {}                  # hub request -> key, so a cache hit needs no network
-_HASHES = {}                    # (path, size, mtime) -> sha256 hex
+_HASHES = {}                    # ([kind,] path, size, mtime) -> sha256 hex
 _KINDS = {}                     # (path, size, mtime) -> checkpoint kind; ("config", id) -> class
 
 _FAMILY_CLASSES = {
@@ -34,8 +34,6 @@ _FAMILY_CLASSES = {
     "sdxl": "StableDiffusionXLPipeline",
     "sd3": "StableDiffusion3Pipeline",
 }
-
-_WEIGHT_EXT = (".safetensors", ".bin", ".ckpt", ".pt", ".pth", ".gguf")
 
 
 # --- presets ----------------------------------------------------------------
@@ -153,22 +151,29 @@ def devices():
 
 
 def resolve_device(device):
+    """The device to run on, spelled one way per device ("cuda:0", "mps",
+    "cpu") so that "cuda" and "cuda:0" share one cached pipeline and record
+    the same device in metadata."""
     avail = devices()["available"]
     if device in (None, "auto"):
-        return avail[0]
-    base = device.split(":")[0]
+        device = avail[0]
+    base, _, index = device.partition(":")
     if base not in ("cuda", "mps", "cpu"):
         raise InputError("device must be \"auto\", \"cuda\", \"mps\" or \"cpu\", not %r." % device)
     if base not in avail:
         raise InputError("device %r is not available here; available: %s."
                          % (device, ", ".join(avail)))
-    if base == "cuda" and ":" in device:
-        import torch
-        index = device.split(":", 1)[1]
-        if not index.isdigit() or int(index) >= torch.cuda.device_count():
-            raise InputError("device %r does not exist: this machine has %d CUDA device(s)."
-                             % (device, torch.cuda.device_count()))
-    return device
+    if base != "cuda":
+        if index not in ("", "0"):
+            raise InputError("device %r does not exist: there is one %s device." % (device, base))
+        return base
+    import torch
+    if not index:
+        index = str(torch.cuda.current_device())
+    if not index.isdigit() or int(index) >= torch.cuda.device_count():
+        raise InputError("device %r does not exist: this machine has %d CUDA device(s)."
+                         % (device, torch.cuda.device_count()))
+    return "cuda:%d" % int(index)
 
 
 def resolve_dtype(dtype, device):
@@ -212,20 +217,66 @@ def file_sha256(path):
 
 
 def content_revision(path):
-    """"sha256:<hex>" of a weight file, or of a directory's weight files
-    (relative path + file hash, sorted), so the same weights give the same
-    revision wherever they are stored."""
+    """"sha256:<hex>" of a checkpoint file's bytes, or of what a pipeline
+    directory loads: model_index.json and every file in the component folders
+    it lists (weights, configs, tokenizer files), as sorted "relative path
+    hash" lines. So the same model gives the same revision wherever it is
+    stored, and editing any file the pipeline reads (a scheduler config, a
+    tokenizer) gives another. JSON files are hashed without the library
+    versions that wrote them (see _json_sha256)."""
     if os.path.isfile(path):
         return "sha256:" + file_sha256(path)
     h = hashlib.sha256()
-    for root, dirs, files in os.walk(path):
-        dirs.sort()
-        for name in sorted(files):
-            if name.endswith(_WEIGHT_EXT):
-                full = os.path.join(root, name)
-                rel = os.path.relpath(full, path).replace(os.sep, "/")
-                h.update(("%s %s\n" % (rel, file_sha256(full))).encode())
+    for rel in _pipeline_files(path):
+        full = os.path.join(path, rel)
+        digest = _json_sha256(full) if rel.endswith(".json") else file_sha256(full)
+        h.update(("%s %s\n" % (rel, digest)).encode())
     return "sha256:" + h.hexdigest()
+
+
+# Written by save_pretrained: which library version (or source) wrote the
+# file, not how the model computes.
+_PROVENANCE_KEYS = ("_diffusers_version", "transformers_version", "_name_or_path")
+
+
+def _pipeline_files(path):
+    """Relative paths ("/"-separated, sorted) of model_index.json and of the
+    files in the component folders it names. The safety checker is never
+    loaded (see _from_pretrained); hidden files and folders are skipped."""
+    with open(os.path.join(path, "model_index.json"), encoding="utf-8") as f:
+        index = json.load(f)
+    out = ["model_index.json"]
+    for name, spec in index.items():
+        folder = os.path.join(path, name)
+        if name.startswith("_") or name == "safety_checker" or not isinstance(spec, list) \
+                or not any(spec) or not os.path.isdir(folder):
+            continue
+        for root, dirs, files in os.walk(folder):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for fname in files:
+                if not fname.startswith("."):
+                    out.append(os.path.relpath(os.path.join(root, fname), path)
+                               .replace(os.sep, "/"))
+    return sorted(out)
+
+
+def _json_sha256(path):
+    """sha256 of a JSON config without its _PROVENANCE_KEYS (canonical
+    form), so re-saving the same model with another diffusers or
+    transformers version keeps its revision. Not JSON: the bytes. Memoized
+    like file_sha256 (generation resolves a local model on every call)."""
+    st = os.stat(path)
+    memo = ("json", os.path.abspath(path), st.st_size, st.st_mtime_ns)
+    if memo not in _HASHES:
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except ValueError:
+            return file_sha256(path)
+        if isinstance(data, dict):
+            data = {k: v for k, v in data.items() if k not in _PROVENANCE_KEYS}
+        _HASHES[memo] = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+    return _HASHES[memo]
 
 
 def _family_of_class(class_name):
