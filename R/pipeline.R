@@ -53,7 +53,9 @@ sd_cache_dir <- function() {
 #'   from the `.safetensors` header alone.
 #' @param trusted `TRUE` to allow a pickle checkpoint (`.ckpt`, `.pt`,
 #'   `.pth`), which can run code on your computer when loaded. Only for files
-#'   from a source you trust.
+#'   from a source you trust. The trust is given to the file's content for
+#'   the rest of the session: later calls with the same file (say
+#'   [sd_load_lora()] on that model) need not repeat it; a changed file does.
 #' @param optimize Speed settings. `"auto"`: on a CPU with native bfloat16
 #'   (AVX512-BF16 / AMX) `"bf16"`; on CUDA channels-last memory (and, for a
 #'   float32 pipeline, half precision and VAE tiling); otherwise `"none"`. `"none"`: the pipeline as

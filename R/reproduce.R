@@ -28,6 +28,10 @@
 #' @param image,mask For images made by [sd_img2img()] or [sd_inpaint()]: the
 #'   input image (and mask), in any form those functions take. Their pixel
 #'   hashes must match the ones recorded.
+#' @param trusted `TRUE` to allow loading the image's model when it is a
+#'   pickle checkpoint (`.ckpt`, `.pt`), as for [sd_load_model()]. A
+#'   single-file checkpoint is loaded with the `config` and a hub model with
+#'   the weight `variant` recorded in the file.
 #' @inheritParams sd_generate
 #' @returns An `sd_reproduction`: a list with `identical` (`TRUE` when the
 #'   decoded pixels are bit-identical), `image` (the new [sd_image][new_sd_image]),
@@ -42,8 +46,9 @@
 #' sd_reproduce(img$path)
 #' sd_reproduce(img$path, steps = 3)   # an override: pixels differ
 sd_reproduce <- function(path, ..., image = NULL, mask = NULL,
-                         output_dir = sd_output_dir(), progress = NULL) {
+                         output_dir = sd_output_dir(), progress = NULL, trusted = FALSE) {
   check_string(path)
+  check_flag(trusted)
   meta <- png_read_meta(path)
   if (!identical(attr(meta, "tool"), "rdiffusers") || is.null(meta$task)) {
     sd_abort(
@@ -74,11 +79,15 @@ sd_reproduce <- function(path, ..., image = NULL, mask = NULL,
   inputs <- reproduce_inputs(meta, image, mask, input_dir)
   differences <- rbind(differences, inputs$differences)
 
-  # A new model is loaded at its default revision, not the recorded one.
+  # A new model is loaded at its default revision, variant and config, not
+  # the recorded ones.
+  same_model <- is.null(overrides$model)
   load_args <- rlang::exec(check_dots_load, !!!compact(list(
-    revision = if (is.null(overrides$model) && identical(meta$model_source, "hub")) meta$model_revision,
+    revision = if (same_model && identical(meta$model_source, "hub")) meta$model_revision,
+    variant = if (same_model) meta$model_variant,
+    config = if (same_model) meta$model_config,
     device = settings$device, dtype = settings$dtype, optimize = settings$optimize,
-    clip_skip = settings$clip_skip
+    clip_skip = settings$clip_skip, trusted = if (trusted) TRUE
   )))
   model <- reproduce_model(meta, overrides)
   check_model_revision(model, meta, overrides, load_args)
@@ -216,12 +225,13 @@ reproduce_model <- function(meta, overrides) {
 # Local weights must be the ones that made the image.
 check_model_revision <- function(model, meta, overrides, load_args, call = caller_env()) {
   if (!is.null(overrides$model) || identical(meta$model_source, "hub")) return(invisible())
-  info <- rlang::exec(py_call, "load_pipeline", model = model,
-                      cache_dir = sd_cache_dir(), !!!compact(load_args[c("device", "dtype", "optimize")]),
+  info <- rlang::exec(py_call, "load_pipeline", model = model, cache_dir = sd_cache_dir(),
+                      !!!compact(load_args[c("device", "dtype", "optimize", "variant", "config",
+                                             "trusted")]),
                       call = call)
   if (!identical(info$revision, meta$model_revision)) {
     sd_abort(
-      c("The weights of {.val {model}} are not the ones that made this image.",
+      c("The model files of {.val {model}} (weights or configuration) are not the ones that made this image.",
         x = "Recorded: {.val {meta$model_revision}}; now: {.val {info$revision}}."),
       class = "rdiffusers_error_reproduce", call = call
     )
@@ -232,7 +242,7 @@ check_model_revision <- function(model, meta, overrides, load_args, call = calle
 # Puts exactly the recorded LoRAs (files checked by hash) on the model and
 # returns a function that brings back the LoRAs it had before.
 swap_loras <- function(model, loras, load_args, call = caller_env()) {
-  dots <- compact(load_args[c("revision", "device", "dtype", "optimize")])
+  dots <- compact(load_args[load_arg_names])
   for (l in loras) {
     if (!file.exists(l$path)) {
       sd_abort(

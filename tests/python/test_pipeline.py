@@ -201,6 +201,32 @@ def test_pickle_checkpoint_needs_trust(api, tmp_path):
         api.load_pipeline(str(ckpt))
 
 
+def test_trust_in_a_pickle_checkpoint_is_given_to_its_content(api, cache_dir, tmp_path,
+                                                              monkeypatch):
+    """Trusted once, the same bytes load again in the session without
+    trusted (a LoRA on that model, sd_reproduce()'s checks); other bytes,
+    even at the same path, need it again."""
+    import safetensors.torch
+    import torch
+    monkeypatch.setattr(pipeline, "_TRUSTED", set())
+    ckpt = str(tmp_path / "tiny.ckpt")
+    weights = safetensors.torch.load_file(api.tiny_single_file(cache_dir))
+    torch.save(weights, ckpt)
+    config = api.tiny_model("tiny", cache_dir)
+    args = {"config": config, "local_files_only": True}
+    with pytest.raises(ModelError, match="trusted"):
+        api.load_pipeline(ckpt, **args)
+    info = api.load_pipeline(ckpt, trusted=True, **args)
+    assert api.load_pipeline(ckpt, **args)["key"] == info["key"]
+    api.free_pipelines(info["key"])
+    assert api.load_pipeline(ckpt, **args)["loaded"] is True
+    api.free_pipelines(info["key"])
+    weights[next(iter(weights))] += 1
+    torch.save(weights, ckpt)
+    with pytest.raises(ModelError, match="trusted"):
+        api.load_pipeline(ckpt, **args)
+
+
 def test_single_file_that_is_not_a_checkpoint_is_a_model_error(api, cache_dir, tmp_path):
     import safetensors.torch
     import torch

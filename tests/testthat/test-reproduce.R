@@ -153,3 +153,50 @@ test_that("overrides are checked like sd_generate()'s arguments", {
   out <- sd_reproduce(img$path, device = "auto", output_dir = withr::local_tempdir())
   expect_true(out$identical)
 })
+
+test_that("single-file images reproduce with their recorded config; pickle ones when trusted", {
+  skip_if_no_python()
+  withr::local_envvar(HF_HUB_OFFLINE = "1")
+  out <- withr::local_tempdir()
+  config <- sd_load_model("tiny")$model_path
+  st <- py_call("tiny_single_file", sd_cache_dir())
+  # Offline, the file loads only with the config it was made with.
+  img <- sd_generate("a fox", model = st, config = config, width = 64, height = 64,
+                     steps = 2, seed = 5, output_dir = out, progress = FALSE)
+  expect_identical(img$meta$model_config, normalizePath(config))
+  expect_null(img$meta$model_variant)
+  sd_free()
+  expect_true(sd_reproduce(img$path, output_dir = out, progress = FALSE)$identical)
+
+  ckpt <- file.path(withr::local_tempdir(), "tiny.ckpt")
+  reticulate::import("torch")$save(reticulate::import("safetensors.torch")$load_file(st), ckpt)
+  img <- sd_generate("a fox", model = ckpt, config = config, trusted = TRUE, width = 64,
+                     height = 64, steps = 2, seed = 5, output_dir = out, progress = FALSE)
+  sd_free()
+  # As in a new session: the trust sd_generate() gave this file is forgotten.
+  reticulate::import("rdiffusers_py.pipeline")[["_TRUSTED"]]$clear()
+  expect_error(sd_reproduce(img$path, output_dir = out), "trusted = TRUE",
+               class = "rdiffusers_error_model")
+  expect_error(sd_reproduce(img$path, trusted = NA), class = "rdiffusers_error_input")
+  expect_true(sd_reproduce(img$path, output_dir = out, progress = FALSE,
+                           trusted = TRUE)$identical)
+  sd_free()
+})
+
+test_that("a local model whose configuration changed is not taken for the one used", {
+  skip_if_no_python()
+  dir <- file.path(withr::local_tempdir(), "model")
+  dir.create(dir)
+  file.copy(list.files(sd_load_model("tiny")$model_path, full.names = TRUE), dir,
+            recursive = TRUE)
+  img <- sd_generate("a fox", model = dir, width = 64, height = 64, steps = 2, seed = 5,
+                     output_dir = withr::local_tempdir(), progress = FALSE)
+  cfg <- file.path(dir, "scheduler", "scheduler_config.json")
+  text <- readLines(cfg)
+  edited <- sub('"beta_end": *[0-9.e-]+', '"beta_end": 0.03', text)
+  expect_false(identical(edited, text))
+  writeLines(edited, cfg)
+  expect_error(sd_reproduce(img$path), "weights or configuration",
+               class = "rdiffusers_error_reproduce")
+  sd_free(dir)
+})

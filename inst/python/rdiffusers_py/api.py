@@ -84,7 +84,9 @@ def load_pipeline(model, revision=None, device="auto", dtype="auto",
                   local_files_only=False, single_file=None, trusted=False):
     """Load (or fetch from the cache) a pipeline and return its info dict:
     key, model, model_id, model_path, source ("tiny"|"hub"|"dir"|"file"),
-    family ("sd15"|"sdxl"|"sd3"), pipeline_class, revision, device, dtype,
+    family ("sd15"|"sdxl"|"sd3"), variant, config (the single-file config
+    used, as an absolute path when local; else None), pipeline_class,
+    revision, device, dtype,
     scheduler, optimize, loaded (True when loaded by this call),
     load_seconds (float).
 

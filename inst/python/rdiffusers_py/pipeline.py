@@ -28,6 +28,7 @@ _CACHE_LOCK = threading.RLock()  # guards _CACHE and loading
 _HUB_KEYS = {}                  # hub request -> key, so a cache hit needs no network
 _HASHES = {}                    # ([kind,] path, size, mtime) -> sha256 hex
 _KINDS = {}                     # (path, size, mtime) -> checkpoint kind; ("config", id) -> class
+_TRUSTED = set()                # revisions of pickle checkpoints loaded with trusted=True
 
 _FAMILY_CLASSES = {
     "sd15": "StableDiffusionPipeline",
@@ -393,8 +394,13 @@ def _resolve(model, revision, variant, config, cache_dir, local_files_only, sing
         path = os.path.abspath(expanded)
         if not os.path.isfile(path):
             raise ModelError("Checkpoint file %s does not exist." % path)
+        revision = content_revision(path)  # reads bytes; unpickles nothing
         if not path.endswith(".safetensors"):
-            if not trusted:
+            # Trust is given to the file's content, once per session: later
+            # calls (a LoRA on this model, sd_reproduce()'s checks) find it.
+            if trusted:
+                _TRUSTED.add(revision)
+            elif revision not in _TRUSTED:
                 raise ModelError(
                     "%s is not a .safetensors file. Pickle checkpoints (.ckpt, .pt) can run "
                     "arbitrary code when loaded; load it only if you trust its source, with "
@@ -402,7 +408,7 @@ def _resolve(model, revision, variant, config, cache_dir, local_files_only, sing
         if config and os.path.isdir(os.path.expanduser(config)):
             config = os.path.abspath(os.path.expanduser(config))
         return {"source": "file", "model_id": path, "path": path,
-                "revision": content_revision(path),
+                "revision": revision,
                 "family": _family_of_checkpoint(path, config, local_files_only),
                 "config": config}
     if os.path.isdir(expanded):
@@ -531,7 +537,8 @@ def get_entry(model, revision=None, device="auto", dtype="auto", variant=None, c
             raise ModelError("Could not prepare %s on %s (%s: %s)"
                              % (r["model_id"], device, type(e).__name__, e)) from e
         info = {"key": key, "model": model, "model_id": r["model_id"], "model_path": r["path"],
-                "source": r["source"], "family": r["family"],
+                "source": r["source"], "family": r["family"], "variant": variant,
+                "config": r["config"],
                 "pipeline_class": type(pipe).__name__, "revision": r["revision"],
                 "device": device, "dtype": dtype, "scheduler": type(pipe.scheduler).__name__,
                 "optimize": str(applied), "loaded": True,
