@@ -215,7 +215,7 @@ pipelines_df <- function(infos) {
 #' | DPM++ 2M SDE | `DPMSolverMultistepScheduler` | `algorithm_type = "sde-dpmsolver++"` |
 #' | DPM++ SDE | `DPMSolverSinglestepScheduler` | `algorithm_type = "dpmsolver++"` |
 #' | DDIM | `DDIMScheduler` | |
-#' | PLMS (or PNDM) | `PNDMScheduler` | |
+#' | PLMS (or PNDM) | `PNDMScheduler` | `skip_prk_steps = TRUE` |
 #' | UniPC | `UniPCMultistepScheduler` | |
 #' | DEIS | `DEISMultistepScheduler` | `algorithm_type = "deis"` |
 #' | LCM | `LCMScheduler` | |

@@ -153,6 +153,24 @@ def test_img2img_resizes_and_records_input(gen, api, picture):
     assert sha(gen(task="img2img", image=path, strength=1.0)) != sha(res)
 
 
+def test_input_hash_is_of_the_pixels_used_alpha_included(gen, api, tmp_path):
+    """Same RGB values, opaque vs transparent: the transparent one becomes
+    white before generation, so its hash (which sd_reproduce() checks) must
+    differ too."""
+    rgb = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    hashes, pixels = [], []
+    for alpha in (255, 0):
+        rgba = np.dstack([rgb, np.full((64, 64), alpha, np.uint8)])
+        path = str(tmp_path / ("a%d.png" % alpha))
+        Image.fromarray(rgba, "RGBA").save(path)
+        res = gen(task="img2img", image=path, strength=0.5)
+        assert res[0]["meta"]["init_image_sha256"] == api.pixel_hash(path)
+        hashes.append(api.pixel_hash(path))
+        pixels.append(sha(res))
+    assert pixels[0] != pixels[1]
+    assert hashes[0] != hashes[1]
+
+
 def test_inpaint_keeps_unmasked_pixels_exactly(gen, picture):
     path, mpath, mask = picture
     res = gen(task="inpaint", image=path, mask=mpath, strength=1.0)

@@ -234,3 +234,39 @@ def test_single_file_that_is_not_a_checkpoint_is_a_model_error(api, cache_dir, t
     safetensors.torch.save_file({"something.weight": torch.zeros(2, 2)}, f)
     with pytest.raises(ModelError):
         api.load_pipeline(f, config=api.tiny_model("tiny", cache_dir), local_files_only=True)
+
+
+def test_overlapping_quiet_blocks_restore_log_levels():
+    """A load on one model may overlap a generation on another: the last
+    quiet block out, not the first, restores the levels it found."""
+    import threading
+    import warnings
+
+    import diffusers
+    log = diffusers.utils.logging
+    before = log.get_verbosity()
+    filters = list(warnings.filters)
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+    seen = []
+
+    def a():
+        with pipeline.quiet_logs():
+            a_in.set()
+            b_in.wait(5)
+        a_out.set()
+
+    def b():
+        a_in.wait(5)
+        with pipeline.quiet_logs():
+            b_in.set()
+            a_out.wait(5)
+            seen.append(log.get_verbosity())  # still quiet after A left?
+    threads = [threading.Thread(target=f) for f in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert a_out.is_set() and b_in.is_set()
+    assert seen == [log.CRITICAL]
+    assert log.get_verbosity() == before
+    assert list(warnings.filters) == filters

@@ -15,7 +15,8 @@ A1111 = {
     "Euler": ("EulerDiscreteScheduler", {"use_karras_sigmas": False}),
     "Euler a": ("EulerAncestralDiscreteScheduler", {}),
     "DDIM": ("DDIMScheduler", {}),
-    "PNDM": ("PNDMScheduler", {}),
+    "PLMS": ("PNDMScheduler", {"skip_prk_steps": True}),
+    "PNDM": ("PNDMScheduler", {"skip_prk_steps": True}),
     "LMS": ("LMSDiscreteScheduler", {}),
     "Heun": ("HeunDiscreteScheduler", {}),
     "DPM2": ("KDPM2DiscreteScheduler", {}),
@@ -130,3 +131,40 @@ def test_settings_diffusers_refuses_are_input_errors(default):
     cfg["use_exponential_sigmas"] = True          # with Karras: "only one of"
     with pytest.raises(InputError, match="cannot be built"):
         schedulers.build(default, None, cfg)
+
+
+def test_plms_is_the_linear_multistep_method_without_warm_up(gen, cache_dir):
+    """PLMS runs one UNet call per step plus one (its first step evaluates
+    twice, as in LDM's PLMS sampler) rather than PNDM's Runge-Kutta warm-up
+    (19 calls for 10 steps), and runs with fewer than 4 steps, on a model
+    whose default is not PNDM."""
+    unet = pipeline.get_entry("tiny", cache_dir=cache_dir).pipe.unet
+    calls = []
+    hook = unet.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        for steps in (2, 10):
+            calls.clear()
+            res = gen(scheduler="PLMS", steps=steps)
+            assert len(calls) == steps + 1
+            assert (res[0]["meta"]["sampler"], res[0]["meta"]["scheduler"]) == \
+                ("PLMS", "PNDMScheduler")
+    finally:
+        hook.remove()
+
+
+@pytest.mark.parametrize("name,steps", [("LCM", 60), ("TCD", 60), ("DDIM", 1001),
+                                        ("Euler", 1001), ("PNDMScheduler", 2)])
+def test_step_counts_a_scheduler_cannot_run_are_input_errors(gen, name, steps):
+    # Raw ValueError / IndexError from deep inside diffusers before.
+    # (PNDMScheduler by class name keeps the model's PRK warm-up: >= 4 steps.)
+    with pytest.raises(InputError, match="steps"):
+        gen(scheduler=name, steps=steps)
+
+
+def test_flow_schedules_are_described_by_their_sigmas(default, cache_dir):
+    flow = pipeline.get_entry("tiny-sd3", cache_dir=cache_dir).pipe.scheduler
+    cfg = schedulers.jsonable_config(flow)
+    assert schedulers.describe(schedulers.build(flow, None, cfg, "sd3")) == ("Euler", "Simple")
+    for key, st in [("use_karras_sigmas", "Karras"), ("use_beta_sigmas", "Beta")]:
+        s = schedulers.build(flow, None, dict(cfg, **{key: True}), "sd3")
+        assert schedulers.describe(s) == ("Euler", st)

@@ -120,7 +120,7 @@ def run(model, prompt, negative_prompt, seeds, out_paths, width, height, steps,
         init_hash = mask_hash = None
         if task != "txt2img":
             init_full = images.load_image(image)
-            init_hash = images.pixel_hash(images._open(image, "image"))
+            init_hash = images.pixel_hash(init_full)  # the pixels used
             init = init_full if init_full.size == (width, height) else \
                 init_full.resize((width, height), resample=_lanczos())
         if task == "inpaint":
@@ -128,7 +128,11 @@ def run(model, prompt, negative_prompt, seeds, out_paths, width, height, steps,
             mask_hash = images.pixel_hash(m)
             mask_img = m if m.size == init.size else m.resize(init.size, resample=_lanczos())
 
-        sched = schedulers.build(pipe.scheduler, scheduler, scheduler_config, family)
+        # diffusers logs notices here (config entries a class ignores,
+        # settings it adjusts) on every call: the metadata records what ran.
+        with pipeline.quiet_logs():
+            sched = schedulers.build(pipe.scheduler, scheduler, scheduler_config, family)
+            schedulers.check_steps(sched, steps)
         sampler, schedule_type = schedulers.describe(sched)
         sched_config = schedulers.jsonable_config(sched)
         accepted = set(inspect.signature(type(pipe).__call__).parameters)
@@ -154,8 +158,10 @@ def run(model, prompt, negative_prompt, seeds, out_paths, width, height, steps,
             for i in range(n):
                 # A fresh copy for each image: a scheduler keeps state between steps.
                 generator = torch.Generator(device="cpu").manual_seed(seeds[i])
-                pipe.scheduler = _with_generator(
-                    sched if i == 0 else type(sched).from_config(sched.config), generator)
+                if i > 0:
+                    with pipeline.quiet_logs():
+                        sched = type(sched).from_config(sched.config)
+                pipe.scheduler = _with_generator(sched, generator)
                 kw = {"prompt": prompts[i], "negative_prompt": negatives[i],
                       "num_inference_steps": steps, "guidance_scale": float(guidance_scale),
                       "generator": generator,
@@ -178,7 +184,9 @@ def run(model, prompt, negative_prompt, seeds, out_paths, width, height, steps,
                 if callback is not None:
                     kw["callback_on_step_end"] = _step_callback(callback, i + 1, steps)
                 kw = {k: v for k, v in kw.items() if k in accepted}
-                with pipeline.quiet_logs(bool(warnings)):
+                # Quiet: diffusers' per-call notices (truncated prompts, which
+                # `warnings` reports in R's terms; scheduler adjustments).
+                with pipeline.quiet_logs():
                     out = pipe(**kw).images[0]
                 if out.size != (width, height):
                     out = out.resize((width, height), resample=_lanczos())

@@ -54,11 +54,13 @@ def load_mask(path):
 
 def pixel_hash(image, kind="image"):
     """sha256 hex of the decoded RGB pixels (row-major, 3 bytes per pixel) of
-    a PIL image or an image file. For kind = "mask", of the file as a mask
-    (grey, as load_mask() reads it), so a coloured mask file hashes to what
-    generation recorded."""
+    a PIL image or an image file. A file is hashed as generation reads it:
+    as an image, with transparency composited onto white (load_image()), so
+    two files that differ only in alpha, and so feed different pixels, hash
+    differently; for kind = "mask", as a mask (grey, as load_mask() reads
+    it), so a coloured mask file hashes to what generation recorded."""
     if isinstance(image, str):
-        image = load_mask(image) if kind == "mask" else _open(image, "image")
+        image = load_mask(image) if kind == "mask" else load_image(image)
     return hashlib.sha256(_to_8bit(image).convert("RGB").tobytes()).hexdigest()
 
 

@@ -99,29 +99,47 @@ def setup_torch():
     return torch
 
 
+_QUIET_LOCK = threading.Lock()
+_QUIET_STATE = {"depth": 0, "saved": None}
+
+
 @contextlib.contextmanager
 def quiet_logs(active=True):
     """Silence diffusers' and transformers' loggers and Python warnings for
     a block.  Used where we report the outcome ourselves, in R's terms:
     loading (notices about optional torchvision processors and dtype casts
     that say nothing to an R user), failed LoRA loads (hundreds of lines of
-    mismatching tensors), and long prompts (we return our own warning)."""
+    mismatching tensors), scheduler notices and generation (long prompts get
+    our own warning).  Blocks may overlap across threads (a load on one
+    model while another generates): log levels and warning filters are
+    process-wide, so the outermost block saves them and the last one out
+    restores them."""
     if not active:
         yield
         return
     import diffusers
     import transformers
-    old = (diffusers.utils.logging.get_verbosity(),
-           transformers.utils.logging.get_verbosity())
-    diffusers.utils.logging.set_verbosity(diffusers.utils.logging.CRITICAL)
-    transformers.utils.logging.set_verbosity(transformers.utils.logging.CRITICAL)
-    try:
-        with warnings.catch_warnings():
+    with _QUIET_LOCK:
+        if _QUIET_STATE["depth"] == 0:
+            filters = warnings.catch_warnings()
+            filters.__enter__()
             warnings.simplefilter("ignore")
-            yield
+            _QUIET_STATE["saved"] = (diffusers.utils.logging.get_verbosity(),
+                                     transformers.utils.logging.get_verbosity(), filters)
+            diffusers.utils.logging.set_verbosity(diffusers.utils.logging.CRITICAL)
+            transformers.utils.logging.set_verbosity(transformers.utils.logging.CRITICAL)
+        _QUIET_STATE["depth"] += 1
+    try:
+        yield
     finally:
-        diffusers.utils.logging.set_verbosity(old[0])
-        transformers.utils.logging.set_verbosity(old[1])
+        with _QUIET_LOCK:
+            _QUIET_STATE["depth"] -= 1
+            if _QUIET_STATE["depth"] == 0:
+                d_level, t_level, filters = _QUIET_STATE["saved"]
+                _QUIET_STATE["saved"] = None
+                diffusers.utils.logging.set_verbosity(d_level)
+                transformers.utils.logging.set_verbosity(t_level)
+                filters.__exit__(None, None, None)
 
 
 def default_cache_dir():

@@ -12,7 +12,7 @@ import json
 
 from .errors import InputError
 
-__all__ = ["table", "lookup", "build", "describe", "jsonable_config", "is_flow"]
+__all__ = ["table", "lookup", "build", "check_steps", "describe", "jsonable_config", "is_flow"]
 
 _KARRAS = "use_karras_sigmas"
 
@@ -28,7 +28,10 @@ _A1111 = {
     "DPM++ 2M SDE": ("DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++"}),
     "DPM++ SDE": ("DPMSolverSinglestepScheduler", {"algorithm_type": "dpmsolver++"}),
     "DDIM": ("DDIMScheduler", {}),
-    "PLMS": ("PNDMScheduler", {}),
+    # PNDM's Runge-Kutta warm-up costs extra UNet calls and fails below 4
+    # steps; A1111's PLMS (and diffusers' table) is the plain linear
+    # multistep method.
+    "PLMS": ("PNDMScheduler", {"skip_prk_steps": True}),
     "UniPC": ("UniPCMultistepScheduler", {}),
     "LCM": ("LCMScheduler", {}),
     "DDPM": ("DDPMScheduler", {}),
@@ -149,6 +152,27 @@ def build(default, name=None, config=None, family="sd15"):
                             " ".join(str(e).split()))) from e
 
 
+def check_steps(scheduler, steps):
+    """InputError unless `scheduler` can run `steps` steps. Past the model's
+    training timesteps, or past what a scheduler allows (LCM and TCD: their
+    original_inference_steps), diffusers fails mid-generation with raw
+    ValueErrors or IndexErrors; a trial set_timesteps() on a copy finds the
+    scheduler's own refusals first."""
+    import copy
+    name = type(scheduler).__name__
+    limit = scheduler.config.get("num_train_timesteps")
+    if limit and steps > int(limit):
+        raise InputError("steps must be at most %d for %s (the model's training timesteps), "
+                         "not %d." % (int(limit), name, steps))
+    if is_flow(name):
+        return  # their set_timesteps() may need the pipeline's own arguments (mu)
+    try:
+        copy.deepcopy(scheduler).set_timesteps(steps, device="cpu")
+    except (ValueError, IndexError) as e:
+        raise InputError("%s cannot run %d steps: %s" % (name, steps, " ".join(str(e).split()))) \
+            from e
+
+
 def _build(default, name=None, config=None, family="sd15"):
     """A new scheduler for one call; `default` (the pipeline's) is not touched.
 
@@ -205,18 +229,16 @@ def describe(scheduler):
     # scheduler's others (use_karras_sigmas on a DDIM) as hidden entries.
     params = _init_params(type(scheduler))
     cfg = {k: v for k, v in scheduler.config.items() if k in params}
+    sampler = None
     if is_flow(cls):
         for name, (c, _) in _FLOW.items():
             if c == cls:
-                return name, "Simple"
-        return None, None
-    sampler = None
-    for name, (c, kw) in _A1111.items():
-        if c != cls:
-            continue
-        if all(cfg.get(k) == v for k, v in kw.items()):
-            sampler = name
-            break
+                sampler = name
+    else:
+        for name, (c, kw) in _A1111.items():
+            if c == cls and all(cfg.get(k) == v for k, v in kw.items()):
+                sampler = name
+                break
     if sampler is None:
         return None, None
     if cfg.get(_KARRAS):
@@ -225,6 +247,8 @@ def describe(scheduler):
         st = "Exponential"
     elif cfg.get("use_beta_sigmas"):
         st = "Beta"
+    elif is_flow(cls):
+        st = "Simple"
     elif cfg.get("timestep_spacing") == "trailing":
         st = "SGM Uniform"
     else:
