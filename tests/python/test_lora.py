@@ -309,3 +309,29 @@ def test_listing_and_unloading_never_load_a_model(files):
         assert api.list_loras("nobody/never-loaded") == []
     finally:
         pipeline.free()
+
+
+def test_listing_builds_reads_and_downloads_nothing(tmp_path, monkeypatch):
+    """Look-only calls: a tiny model that is not built stays unbuilt, a
+    single file's hub config is not fetched, an untrusted pickle or a
+    folder that is no pipeline are simply not loaded."""
+    from rdiffusers_py import api, tiny
+    import huggingface_hub
+    pipeline.free()
+    cache = str(tmp_path / "empty-cache")
+    built, fetched = [], []
+    monkeypatch.setattr(tiny, "build", lambda *a, **k: built.append(a))
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download",
+                        lambda *a, **k: fetched.append(a))
+    monkeypatch.setattr(pipeline, "_HASHES", {})
+    st = tmp_path / "model.safetensors"
+    st.write_bytes(b"not read")
+    ckpt = tmp_path / "model.ckpt"
+    ckpt.write_bytes(b"not unpickled")
+    (tmp_path / "folder").mkdir()
+    assert api.list_loras("tiny", cache_dir=cache) == []
+    assert api.list_loras(str(st), config="org/repo") == []
+    assert api.list_loras(str(ckpt)) == []
+    assert api.list_loras(str(tmp_path / "folder")) == []
+    assert api.unload_lora(str(ckpt)) == []
+    assert built == [] and fetched == [] and pipeline._HASHES == {}

@@ -270,3 +270,11 @@ def test_overlapping_quiet_blocks_restore_log_levels():
     assert seen == [log.CRITICAL]
     assert log.get_verbosity() == before
     assert list(warnings.filters) == filters
+
+
+def test_free_model_takes_the_tiny_models_directory_too(api, cache_dir):
+    pipeline.free()
+    api.load_pipeline("tiny", cache_dir=cache_dir)
+    path = api.tiny_model("tiny", cache_dir)
+    assert api.free_model(path + os.sep) == 1
+    assert pipeline.cached() == []

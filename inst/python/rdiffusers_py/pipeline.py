@@ -517,14 +517,23 @@ def get_entry(model, revision=None, device="auto", dtype="auto", variant=None, c
             entry = _CACHE[_HUB_KEYS[request]]
             entry.info["loaded"] = False
             return entry
-        if load or _is_local(model, cache_dir):
+        if load:
             r = _resolve(model, revision, variant, config, cache_dir, local_files_only,
                          single_file, trusted)
         else:
-            # Only look: resolve a hub model (or preset) from the local
-            # Hugging Face cache, never the network, so that another spelling
-            # of the same model and commit (revision "main" or the commit
-            # itself, the preset or its hub id) finds the loaded pipeline.
+            # Only look: resolve from disk and the local Hugging Face cache,
+            # never the network, so that another spelling of the same model
+            # and commit (revision "main" or the commit itself, the preset or
+            # its hub id, another path) finds the loaded pipeline. A tiny
+            # model that is not built is not loaded either: do not build it.
+            if model in tiny.TINY and not _is_local(model, cache_dir):
+                return None
+            # Nor hash a big local model's files when nothing of it is loaded.
+            path = os.path.expanduser(model) if isinstance(model, str) else ""
+            if path and model not in tiny.TINY and os.path.exists(path) and not any(
+                    os.path.realpath(e.info.get("model_path") or "") == os.path.realpath(path)
+                    for e in _CACHE.values()):
+                return None
             try:
                 r = _resolve(model, revision, variant, config, cache_dir, True,
                              single_file, trusted)
@@ -661,8 +670,8 @@ def keys_of(model):
     with _CACHE_LOCK:
         return [k for k, e in _CACHE.items()
                 if k == model or e.info["model"] in names or e.info["model_id"] in names
-                or (real is not None and e.info["source"] in ("dir", "file")
-                    and os.path.realpath(e.info["model_id"]) == real)]
+                or (real is not None and e.info.get("model_path")
+                    and os.path.realpath(e.info["model_path"]) == real)]
 
 
 def free(key=None):
