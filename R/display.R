@@ -109,7 +109,8 @@ plot.sd_images <- function(x, main = NULL, labels = NULL, ncol = NULL,
     abort_input("There are no images to plot.")
   }
   ncol <- ncol %||% ceiling(sqrt(n))
-  if (!is.numeric(ncol) || length(ncol) != 1 || is.na(ncol) || ncol < 1) {
+  if (!is.numeric(ncol) || length(ncol) != 1 || !is.finite(ncol) || ncol < 1 ||
+      ncol != trunc(ncol)) {
     abort_input("{.arg ncol} must be a positive whole number.")
   }
   if (is.null(labels)) {

@@ -28,7 +28,7 @@
 #'   follows the prompt. `NULL` uses the model's default.
 #' @param seed `NULL`, a whole number in 0..2^53, or a decimal string in
 #'   0..18446744073709551615; length 1 or one per prompt. See "Seeds".
-#' @param n Number of images per prompt.
+#' @param n Number of images per prompt (at most 10000 images per call).
 #' @param scheduler `NULL` (the model's own) or a name from
 #'   [sd_schedulers()], e.g. `"Euler a"` or `"DPMSolverMultistepScheduler"`.
 #' @param output_dir Directory for the PNG files; created if needed. Defaults
@@ -113,7 +113,13 @@ sd_run <- function(task, prompt, negative_prompt = NULL, model = sd_default_mode
   steps <- check_whole(steps, min = 1, allow_null = TRUE, arg = "steps", call = call)
   guidance_scale <- check_number(guidance_scale, allow_null = TRUE,
                                  arg = "guidance_scale", call = call)
-  n <- check_whole(n, min = 1, arg = "n", call = call)
+  # A cap far above any real batch: n = 1e9 would build a billion seeds
+  # (minutes, gigabytes) before the first image.
+  n <- check_whole(n, min = 1, max = max_images, arg = "n", call = call)
+  if (length(prompt) * n > max_images) {
+    abort_input("{length(prompt)} prompt{?s} x {.arg n} = {n} make {length(prompt) * n} images; at most {max_images} per call.",
+                call = call)
+  }
   seeds <- check_seed(seed, length(prompt), call = call)
   check_string(output_dir, arg = "output_dir", call = call)
   check_string(scheduler, allow_null = TRUE, arg = "scheduler", call = call)
@@ -129,8 +135,11 @@ sd_run <- function(task, prompt, negative_prompt = NULL, model = sd_default_mode
     steps <- as.integer(preset$steps)
     # A preset's steps with img2img's strength must still run one step
     # (turbo presets: 1 step, strength 0.5); diffusers runs steps x strength.
-    if (!is.null(strength) && steps * strength < 1) {
+    # floor() as Python's int(): ceiling(1 / strength) * strength can round
+    # to just below 1 (strength = 1/161).
+    if (!is.null(strength) && floor(steps * strength) < 1) {
       steps <- as.integer(ceiling(1 / strength))
+      while (floor(steps * strength) < 1) steps <- steps + 1L
     }
   }
   guidance_scale <- guidance_scale %||% (if (!is.null(preset$guidance_scale)) as.double(preset$guidance_scale))
@@ -420,7 +429,11 @@ check_number <- function(x, allow_null = FALSE, arg = caller_arg(x),
   as.double(x)
 }
 
+# Images per call (prompts x n).
+max_images <- 10000L
+
 check_size <- function(x, arg = caller_arg(x), call = caller_env()) {
+  force(arg)  # before `x` is reassigned: caller_arg() reads it lazily
   x <- check_whole(x, min = 8, max = 16384, allow_null = TRUE, arg = arg, call = call)
   if (!is.null(x) && x %% 8L != 0L) {
     lower <- x %/% 8L * 8L

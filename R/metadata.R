@@ -75,7 +75,7 @@ png_write_meta <- function(x, path, meta = NULL, overwrite = FALSE) {
   if (!is.null(meta)) {
     check_meta(meta)
   }
-  if (!file.exists(src$path)) {
+  if (!file.exists(src$path) || dir.exists(src$path)) {
     sd_abort("Image file {.file {src$path}} does not exist.",
              class = "rdiffusers_error_file")
   }
@@ -207,6 +207,16 @@ json_node <- function(x) {
   }
   if (is.factor(x)) {
     x <- as.character(x)
+  }
+  # Only names survive the round trip: a class (dates, times, data frames)
+  # or dim would come back as a bare vector, or fail deep inside.
+  extra <- setdiff(names(attributes(x)), "names")
+  if (length(extra)) {
+    abort_input(
+      c("Metadata values must be plain vectors or lists (names allowed), not {.obj_type_friendly {x}} (attributes: {.val {extra}}).",
+        i = "Convert it first, e.g. {.code format(Sys.time())}, {.code as.vector(m)} or {.code as.list(df)}."),
+      call = NULL
+    )
   }
   nm <- names(x)
   names_json <- if (is.null(nm)) "" else paste0(',"n":', json_array(json_strings_na(nm)))
@@ -390,9 +400,11 @@ decode_double <- function(e) {
 #' identical(as.list(m), meta)
 png_read_meta <- function(path, format = "auto") {
   check_string(path)
-  format <- rlang::arg_match(format, c("auto", "rdiffusers", "a1111", "comfyui",
-                                       "invokeai", "novelai", "fooocus", "swarmui",
-                                       "text", "raw"))
+  formats <- c("auto", "rdiffusers", "a1111", "comfyui", "invokeai", "novelai", "fooocus",
+               "swarmui", "text", "raw")
+  if (!rlang::is_string(format) || !format %in% formats) {
+    abort_input("{.arg format} must be one of {.or {.val {formats}}}, not {.obj_type_friendly {format}}.")
+  }
   if (!file.exists(path) || dir.exists(path)) {
     sd_abort("Image file {.file {path}} does not exist.",
              class = "rdiffusers_error_file")
@@ -523,19 +535,15 @@ abort_metadata <- function(message, ..., call = caller_env(), .envir = parent.fr
   sd_abort(message, class = "rdiffusers_error_metadata", ..., call = call, .envir = .envir)
 }
 
-# JSON from other tools; integers of 16+ digits (seeds) are quoted first so
-# they keep every digit instead of being rounded to a double.
+# JSON from other tools, or NULL. Integers too big for a double to hold
+# exactly (seeds up to 2^64 - 1) come back as decimal strings with every
+# digit; the parser tells numbers from digits inside strings (a prompt).
 parse_json_loose <- function(text) {
   if (!is.character(text) || !grepl("^\\s*[{\\[]", text)) {
     return(NULL)
   }
-  quoted <- gsub("([:\\[,]\\s*)(-?[0-9]{16,})(\\s*[,}\\]])", '\\1"\\2"\\3', text, perl = TRUE)
-  for (candidate in unique(c(quoted, text))) {
-    out <- tryCatch(jsonlite::parse_json(candidate, simplifyVector = FALSE),
-                    error = function(e) NULL)
-    if (!is.null(out)) return(out)
-  }
-  NULL
+  tryCatch(jsonlite::parse_json(text, simplifyVector = FALSE, bigint_as_char = TRUE),
+           error = function(e) NULL)
 }
 
 # Seeds: double when exact (<= 2^53), else the decimal string.

@@ -304,7 +304,10 @@ write_atomic <- function(bytes, path, overwrite = FALSE, call = caller_env()) {
   }
   tmp <- tempfile(".rdiffusers-write-", tmpdir = dir, fileext = ".png")
   on.exit(unlink(tmp), add = TRUE)
-  con <- file(tmp, "wb")
+  con <- tryCatch(suppressWarnings(file(tmp, "wb")), error = function(e) {
+    sd_abort(c("Cannot write {.file {path}}.", x = "Creating a file in {.file {dir}} failed: {conditionMessage(e)}"),
+             class = "rdiffusers_error_file", call = call)
+  })
   tryCatch(writeBin(bytes, con), finally = close(con))
   placed <- if (overwrite) file.rename(tmp, path) else place_new_file(tmp, path)
   if (is.na(placed)) {

@@ -17,6 +17,7 @@
 #' `FALSE`/`"none"`: silent.
 #' @noRd
 progress_mode <- function(show = NULL, arg = caller_arg(show), call = caller_env()) {
+  force(arg)  # before `show` is reassigned: caller_arg() reads it lazily
   show <- show %||% getOption("rdiffusers.progress", interactive())
   if (is.logical(show) && length(show) == 1 && !is.na(show)) {
     return(if (show) "bar" else "none")

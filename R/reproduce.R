@@ -71,6 +71,15 @@ sd_reproduce <- function(path, ..., image = NULL, mask = NULL,
   }
   meta <- as.list(meta)
   overrides <- check_overrides(list(...))
+  # Settings the task does not use would change nothing yet be recorded.
+  unused <- c(
+    strength = !is.null(overrides$strength) && meta$task == "txt2img",
+    image = !is.null(image) && meta$task == "txt2img",
+    mask = !is.null(mask) && meta$task != "inpaint"
+  )
+  if (any(unused)) {
+    abort_input("{.file {path}} is a {meta$task} image: {.arg {names(unused)[unused]}} {?is/are} not used to make it.")
+  }
   settings <- utils::modifyList(meta, overrides, keep.null = TRUE)
 
   differences <- stack_differences(meta, settings, overrides)

@@ -44,7 +44,10 @@ sd_sweep <- function(prompt, seed = NULL, guidance_scale = NULL, steps = NULL,
   check_sweep_axis(guidance_scale)
   check_sweep_axis(steps)
   # Every value as sd_generate() would check it, before the first cell runs.
-  for (s in seed) check_seed(s, 1L, arg = "seed")
+  seeds <- vapply(seed, check_seed, character(1), n_prompts = 1L, arg = "seed")
+  if (anyDuplicated(seeds)) {
+    abort_input("{.arg seed} has repeated values: {.val {seed[duplicated(seeds)]}} (the same seed as another).")
+  }
   for (g in guidance_scale) check_number(g, arg = "guidance_scale")
   for (st in steps) check_whole(st, min = 1, arg = "steps")
   mode <- progress_mode(progress)
@@ -61,6 +64,10 @@ sd_sweep <- function(prompt, seed = NULL, guidance_scale = NULL, steps = NULL,
   }
   if (!is.null(file) && !dir.exists(dirname(file))) {
     sd_abort("The directory of {.arg file}, {.file {dirname(file)}}, does not exist.",
+             class = "rdiffusers_error_file")
+  }
+  if (!is.null(file) && !dir_writable(dirname(file))) {
+    sd_abort("Cannot write {.arg file} into {.file {dirname(file)}}.",
              class = "rdiffusers_error_file")
   }
   dir.create(output_dir, recursive = TRUE, showWarnings = FALSE)
@@ -266,4 +273,13 @@ plot.sd_sweep <- function(x, ...) {
 #' @exportS3Method knitr::knit_print
 knit_print.sd_sweep <- function(x, options = NULL, ...) {
   knit_images(list(x), options)
+}
+
+# Whether a file can be created in `dir`, found by creating one: permission
+# bits do not tell (root, read-only mounts, /proc).
+dir_writable <- function(dir) {
+  probe <- tempfile(".rdiffusers-probe-", tmpdir = dir)
+  ok <- suppressWarnings(file.create(probe))
+  if (ok) unlink(probe)
+  ok
 }

@@ -88,6 +88,8 @@ test_that("plot() of several images checks its arguments", {
   imgs <- structure(list(red, red), class = "sd_images")
   expect_error(plot(imgs, labels = "one"), class = "rdiffusers_error_input")
   expect_error(plot(imgs, ncol = 0), class = "rdiffusers_error_input")
+  expect_error(plot(imgs, ncol = Inf), class = "rdiffusers_error_input")
+  expect_error(plot(imgs, ncol = 1.7), class = "rdiffusers_error_input")
   expect_error(plot(structure(list(), class = "sd_images")), class = "rdiffusers_error_input")
 })
 

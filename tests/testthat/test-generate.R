@@ -243,3 +243,19 @@ test_that("an interrupt inside the step callback becomes an rdiffusers_interrupt
   p$callback <- NULL
   expect_error(with_interrupts(p, function(cb) stop("boom")), "boom")
 })
+
+test_that("n is capped, and a preset's steps always run one step at any strength", {
+  expect_error(sd_generate("a cat", n = 1e9), class = "rdiffusers_error_input")
+  expect_error(sd_generate(rep("a cat", 200), n = 100), "at most 10000",
+               class = "rdiffusers_error_input")
+  skip_if_no_python()
+  # ceiling(1 / strength) * strength is just below 1 for 1/161: diffusers
+  # would run int(161 * 0.0062...) = 0 steps.
+  expect_lt(ceiling(161) * (1 / 161), 1)
+  src <- withr::local_tempfile(fileext = ".png")
+  png::writePNG(array(0.5, c(64, 64, 3)), src)
+  local_ns_mock(presets_list = function(...) list(tiny = list(steps = 1)))
+  img <- sd_img2img(src, "a cat", model = "tiny", strength = 1 / 161, seed = 1,
+                    output_dir = withr::local_tempdir(), progress = FALSE)
+  expect_gte(floor(img$meta$steps * img$meta$strength), 1)
+})

@@ -357,3 +357,37 @@ test_that("InvokeAI Dream flags are read after the quoted prompt", {
   expect_identical(meta$steps, 50L)
   expect_identical(meta$prompt, "portrait -S 5 of a cat")
 })
+
+test_that("big seeds in other tools' JSON keep every digit, whatever the prompt holds", {
+  chunks <- tiny_png_chunks()
+  graph <- paste0(
+    '{"1": {"class_type": "KSampler", "inputs": {"seed": 123456789012345678, "steps": 20,',
+    ' "cfg": 7, "sampler_name": "euler", "scheduler": "normal", "positive": ["2", 0],',
+    ' "negative": ["3", 0], "denoise": 1}},',
+    ' "2": {"class_type": "CLIPTextEncode", "inputs": {"text": "serial: 1234567890123456, x"}},',
+    ' "3": {"class_type": "CLIPTextEncode", "inputs": {"text": ""}}}')
+  path <- write_bytes(png_bytes(chunks$ihdr, rdiffusers:::png_text_chunk("prompt", graph),
+                                chunks$idat, chunks$iend))
+  meta <- png_read_meta(path)
+  expect_identical(meta$seed, "123456789012345678")
+  expect_identical(meta$prompt, "serial: 1234567890123456, x")
+})
+
+test_that("values that would not round-trip, bad formats and folders are classed errors", {
+  src <- local_png()
+  out <- withr::local_tempfile(fileext = ".png")
+  for (v in list(Sys.time(), Sys.Date(), matrix(1:4, 2), data.frame(a = 1),
+                 as.difftime(5, units = "mins"))) {
+    expect_error(png_write_meta(src, out, meta = list(created = v)),
+                 class = "rdiffusers_error_input")
+  }
+  expect_false(file.exists(out))
+  for (f in list("xmp", NA, c("auto", "raw"), 1)) {
+    expect_error(png_read_meta(src, format = f), class = "rdiffusers_error_input")
+  }
+  expect_error(png_write_meta(tempdir(), out, meta = list(a = 1)),
+               class = "rdiffusers_error_file")
+  skip_if_not(dir.exists("/proc") && !rdiffusers:::dir_writable("/proc"))
+  expect_error(png_write_meta(src, "/proc/x.png", meta = list(a = 1)),
+               class = "rdiffusers_error_file")
+})

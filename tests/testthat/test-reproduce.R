@@ -200,3 +200,14 @@ test_that("a local model whose configuration changed is not taken for the one us
                class = "rdiffusers_error_reproduce")
   sd_free(dir)
 })
+
+test_that("settings the image's task does not use are refused, not recorded", {
+  skip_if_no_python()
+  img <- tiny_image()
+  expect_error(sd_reproduce(img$path, strength = 0.5), "not used",
+               class = "rdiffusers_error_input")
+  expect_error(sd_reproduce(img$path, image = img), "not used",
+               class = "rdiffusers_error_input")
+  expect_error(sd_reproduce(img$path, mask = img), "not used",
+               class = "rdiffusers_error_input")
+})

@@ -13,6 +13,9 @@ test_that("sd_sweep() checks its arguments before generating anything", {
   expect_error(sd_sweep("a", guidance_scale = c(5, Inf)), class = "rdiffusers_error_input")
   expect_error(sd_sweep("a", seed = c(1, -3)), class = "rdiffusers_error_input")
   expect_error(sd_sweep("a", seed = c("1", "x")), class = "rdiffusers_error_input")
+  # "01" is seed 1: two identical cells.
+  expect_error(sd_sweep("a", seed = c("1", "01")), "same seed", class = "rdiffusers_error_input")
+  expect_error(sd_sweep("a", progress = "yes"), "`progress`", class = "rdiffusers_error_input")
 })
 
 test_that("a sweep renders every combination into one labelled grid", {
@@ -103,4 +106,8 @@ test_that("sd_sweep() checks its paths first and never replaces a file", {
                         file = file.path(out, "no-such-dir", "grid.png")),
                class = "rdiffusers_error_file")
   expect_length(list.files(out), 0)    # nothing generated
+  skip_if_not(dir.exists("/proc") && !dir_writable("/proc"))
+  expect_error(sd_sweep("a fox", seed = 1:2, output_dir = out, file = "/proc/grid.png"),
+               class = "rdiffusers_error_file")
+  expect_length(list.files(out), 0)
 })
