@@ -23,8 +23,10 @@
 #'   0--255;
 #' * for `mask` also a logical matrix (`TRUE` = repaint).
 #'
-#' Transparent pixels are put on white. Every form reaches Python as a PNG
-#' file, so no pixel array crosses the R/Python bridge.
+#' Transparent pixels are put on white. A JPEG is used upright, as image
+#' viewers show it: its EXIF orientation (a phone photo taken sideways) is
+#' applied, so its width and height are the upright ones. Every form reaches
+#' Python as a PNG or JPEG file, so no pixel array crosses the R/Python bridge.
 #'
 #' @section Size:
 #' `width` and `height` default to the size of `image` rounded down to a
@@ -254,9 +256,37 @@ image_file_size <- function(path) {
 
 be_int <- function(bytes) as.integer(sum(as.integer(bytes) * 256^(rev(seq_along(bytes)) - 1)))
 
+# The orientation tag (0x0112) of IFD0 in an APP1 "Exif" segment body, or NA.
+exif_orientation <- function(body) {
+  if (length(body) < 14 || !identical(body[1:6], as.raw(c(0x45, 0x78, 0x69, 0x66, 0, 0)))) {
+    return(NA_integer_)
+  }
+  tiff <- body[-(1:6)]
+  little <- identical(tiff[1:2], charToRaw("II"))
+  if (!little && !identical(tiff[1:2], charToRaw("MM"))) return(NA_integer_)
+  int <- function(at, n) {
+    if (at + n - 1 > length(tiff)) return(NA_integer_)
+    b <- tiff[at:(at + n - 1)]
+    suppressWarnings(be_int(if (little) rev(b) else b))  # NA past integer range
+  }
+  ifd <- int(5, 4)
+  count <- if (is.na(ifd)) NA_integer_ else int(ifd + 1, 2)
+  if (is.na(count)) return(NA_integer_)
+  for (i in seq_len(count)) {
+    entry <- ifd + 3 + (i - 1) * 12
+    tag <- int(entry, 2)
+    if (is.na(tag)) return(NA_integer_)
+    if (tag == 0x0112) return(int(entry + 8, 2))
+  }
+  NA_integer_
+}
+
 # Walks the JPEG segments to the first start-of-frame marker (SOF0..SOF15,
-# except DHT C4, JPG C8 and DAC CC), which holds height then width.
+# except DHT C4, JPG C8 and DAC CC), which holds height then width. An EXIF
+# orientation of 5-8 (a phone photo taken sideways) swaps them: the image is
+# used upright, as viewers show it.
 jpeg_size <- function(con) {
+  rotated <- FALSE
   repeat {
     marker <- readBin(con, "raw", 2)
     if (length(marker) < 2 || marker[1] != as.raw(0xff)) return(NULL)
@@ -272,7 +302,13 @@ jpeg_size <- function(con) {
     if (code >= 0xc0 && code <= 0xcf && !code %in% c(0xc4, 0xc8, 0xcc)) {
       body <- readBin(con, "raw", 5)
       if (length(body) < 5) return(NULL)
-      return(c(be_int(body[4:5]), be_int(body[2:3])))
+      size <- c(be_int(body[4:5]), be_int(body[2:3]))
+      return(if (rotated) rev(size) else size)
+    }
+    if (code == 0xe1 && seglen > 2) {
+      body <- readBin(con, "raw", seglen - 2)
+      rotated <- rotated || exif_orientation(body) %in% 5:8
+      next
     }
     seek(con, seglen - 2, origin = "current")
   }

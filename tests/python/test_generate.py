@@ -290,3 +290,22 @@ def test_meta_records_the_model_as_this_call_named_it(gen, api, cache_dir):
     b = gen(model=path + "/", seeds=["1"])[0]["meta"]
     assert (a["model"], b["model"]) == (path, path + "/")
     assert a["pixel_sha256"] == b["pixel_sha256"]
+
+
+def test_a_jpegs_exif_orientation_is_applied(tmp_path):
+    """A phone photo stored sideways with orientation 6 is used upright, as
+    viewers show it (and as R reads its size); PNGs are used as stored."""
+    from rdiffusers_py import images
+    a = np.zeros((32, 64, 3), np.uint8)
+    a[:, :8] = 255                      # stored: a white band on the left
+    im = Image.fromarray(a)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = str(tmp_path / "phone.jpg")
+    im.save(path, exif=exif.tobytes(), quality=100)
+    up = np.asarray(images.load_image(path))
+    assert up.shape == (64, 32, 3)
+    assert up[:6].mean() > 200 and up[10:].mean() < 50   # upright: the band on top
+    png = str(tmp_path / "p.png")
+    im.save(png, exif=exif.tobytes())
+    assert images.load_image(png).size == (64, 32)

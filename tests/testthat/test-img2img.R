@@ -192,3 +192,18 @@ test_that("txt2img, img2img and inpaint share one cached pipeline", {
   expect_identical(nrow(cached), 1L)
   expect_identical(cached$model, "tiny")
 })
+
+test_that("a JPEG's EXIF orientation gives the upright size", {
+  skip_if_no_python()
+  path <- withr::local_tempfile(fileext = ".jpg")
+  reticulate::py_run_string(sprintf(paste(
+    "from PIL import Image",
+    "exif = Image.Exif()",
+    "exif[0x0112] = 6",
+    "Image.new('RGB', (128, 64), (200, 30, 30)).save(%s, exif=exif.tobytes())",
+    sep = "\n"), deparse(path)))
+  expect_identical(rdiffusers:::image_file_size(path), c(64L, 128L))
+  img <- sd_img2img(path, "a fox", model = "tiny", steps = 2, strength = 0.5, seed = 1,
+                    output_dir = withr::local_tempdir(), progress = FALSE)
+  expect_identical(c(img$meta$width, img$meta$height), c(64L, 128L))
+})

@@ -17,9 +17,15 @@ def _open(path, what):
     from PIL import Image
     if not isinstance(path, str) or not os.path.isfile(path):
         raise InputError("%s must be the path of an image file; %r does not exist." % (what, path))
+    from PIL import ImageOps
     try:
         with Image.open(path) as im:
             im.load()
+            # A JPEG upright as viewers show it (a phone photo's EXIF
+            # orientation), as R reads its size (jpeg_size()). MPO: what
+            # Pillow calls many phones' JPEGs.
+            if im.format in ("JPEG", "MPO"):
+                return ImageOps.exif_transpose(im)
             return im.copy()
     except Exception as e:  # noqa: BLE001
         raise InputError("Cannot read %s %s as an image (%s)." % (what, path, e)) from e
