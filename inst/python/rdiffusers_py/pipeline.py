@@ -529,10 +529,8 @@ def get_entry(model, revision=None, device="auto", dtype="auto", variant=None, c
             if model in tiny.TINY and not _is_local(model, cache_dir):
                 return None
             # Nor hash a big local model's files when nothing of it is loaded.
-            path = os.path.expanduser(model) if isinstance(model, str) else ""
-            if path and model not in tiny.TINY and os.path.exists(path) and not any(
-                    os.path.realpath(e.info.get("model_path") or "") == os.path.realpath(path)
-                    for e in _CACHE.values()):
+            if isinstance(model, str) and model not in tiny.TINY and \
+                    os.path.exists(os.path.expanduser(model)) and not keys_of(model):
                 return None
             try:
                 r = _resolve(model, revision, variant, config, cache_dir, True,
