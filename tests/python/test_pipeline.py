@@ -170,6 +170,25 @@ def test_hub_id_offline_is_a_model_error(api, monkeypatch, tmp_path):
         api.load_pipeline("nobody/nothing-here")
 
 
+def test_hub_id_unreachable_names_the_hubs_answer(api, monkeypatch):
+    # Online, but the hub cannot be asked (no network here, a 404, a gated
+    # repository): diffusers falls back to the local cache and its own error
+    # points at a traceback; ours names what the hub said.
+    import diffusers.pipelines.pipeline_utils as pu
+    import requests
+
+    def unreachable(*args, **kwargs):
+        raise requests.ConnectionError("Name or service not known")
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(pu, "model_info", unreachable)
+    with pytest.raises(ModelError) as e:
+        api.load_pipeline("nobody/nothing-here")
+    msg = str(e.value)
+    assert "asking the hub failed (ConnectionError: Name or service not known)" in msg
+    assert "stacktrace" not in msg
+
+
 def test_a_loaded_hub_model_is_found_by_any_spelling_without_network(api, cache_dir, tmp_path,
                                                                      monkeypatch):
     # LoRA listing / unloading look pipelines up with load=False: "main",

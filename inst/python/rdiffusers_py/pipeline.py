@@ -454,11 +454,22 @@ def _resolve_hub(model_id, revision, variant, local_files_only):
         path = DiffusionPipeline.download(model_id, revision=revision, variant=variant,
                                           local_files_only=offline, safety_checker=None)
     except Exception as e:  # noqa: BLE001
-        hint = (" It is not in the local Hugging Face cache and downloads are off "
-                "(HF_HUB_OFFLINE or local_files_only)." if offline else "")
-        raise ModelError("Cannot get %r from the Hugging Face hub%s.%s (%s: %s)"
-                         % (model_id, "" if revision is None else " at revision %r" % revision,
-                            hint, type(e).__name__, e)) from e
+        at = "" if revision is None else " at revision %r" % revision
+        cause = e.__cause__
+        if offline:
+            why = (" It is not in the local Hugging Face cache and downloads are off "
+                   "(HF_HUB_OFFLINE or local_files_only). (%s: %s)" % (type(e).__name__, e))
+        elif isinstance(cause, Exception):
+            # diffusers could not ask the hub (no network, 404, gated
+            # repository), fell back to the local cache, and did not find the
+            # model there; its own message points at a traceback R users do
+            # not see. Name the hub's answer instead.
+            why = (" It is not in the local Hugging Face cache, and asking the hub failed "
+                   "(%s: %s)." % (type(cause).__name__, str(cause).strip().splitlines()[0]
+                                  if str(cause).strip() else ""))
+        else:
+            why = " (%s: %s)" % (type(e).__name__, e)
+        raise ModelError("Cannot get %r from the Hugging Face hub%s.%s" % (model_id, at, why)) from e
     path = str(path)
     commit = revision
     if os.path.basename(os.path.dirname(path)) == "snapshots":
