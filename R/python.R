@@ -175,8 +175,7 @@ abort_python_missing <- function(choice, call = caller_env()) {
 }
 
 # Calls one function of the helper module and turns Python exceptions into
-# classed R errors (keeping the Python error as parent) and R interrupts
-# into `rdiffusers_interrupt` conditions.
+# classed R errors and R interrupts into `rdiffusers_interrupt` conditions.
 py_call <- function(fun_name, ..., call = caller_env()) {
   py <- py_helper(call = call)
   # Accessing the attribute imports the delay-loaded helper on first use.
@@ -225,12 +224,15 @@ abort_from_python <- function(cnd, fun_name, call = caller_env()) {
   hit <- intersect(short, names(py_error_classes))
   class <- if (length(hit)) py_error_classes[[hit[[1]]]] else "rdiffusers_error_python"
   msg <- py_exception_message(cnd)
-  header <- if (identical(class, "rdiffusers_error_python")) {
-    "Python error in {.fn {fun_name}}: {msg}"
-  } else {
-    "{msg}"
+  if (identical(class, "rdiffusers_error_python")) {
+    # Unexpected: the Python error is the parent, so its traceback prints.
+    sd_abort("Python error in {.fn {fun_name}}: {msg}", class = class, parent = cnd,
+             call = call, python_exception = names[1] %||% NA_character_)
   }
-  sd_abort(header, class = class, parent = cnd, call = call,
+  # The helper's own errors are written for R users: printing the Python
+  # error as parent would only repeat the message. It stays in the
+  # condition, as `python_error`.
+  sd_abort("{msg}", class = class, call = call, python_error = cnd,
            python_exception = names[1] %||% NA_character_)
 }
 

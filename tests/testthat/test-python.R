@@ -1,4 +1,4 @@
-test_that("helper exceptions map to classed R errors with the Python error as parent", {
+test_that("helper exceptions map to classed R errors that keep the Python error", {
   skip_if_no_python()
   py_helper()
   # Importing the helper puts rdiffusers_py on sys.path.
@@ -20,10 +20,18 @@ test_that("helper exceptions map to classed R errors with the Python error as pa
     err <- tryCatch(abort_from_python(cnd, "generate"), error = identity)
     expect_s3_class(err, case[[2]])
     expect_s3_class(err, "rdiffusers_error")
-    expect_identical(err$parent, cnd)
+    if (case[[2]] == "rdiffusers_error_python") {
+      # unexpected: the Python error is the parent, its traceback prints
+      expect_identical(err$parent, cnd)
+    } else {
+      # the helper's own message, printed once
+      expect_null(err$parent)
+      expect_identical(err$python_error, cnd)
+    }
   }
   err <- tryCatch(abort_from_python(raise(cases[[1]][[1]]), "generate"), error = identity)
   expect_equal(rlang::cnd_header(err), "steps must be >= 1")
+  expect_equal(lengths(regmatches(conditionMessage(err), gregexpr("steps must be", conditionMessage(err)))), 1)
 })
 
 test_that("py_call() maps an error raised by a helper function", {
