@@ -420,8 +420,16 @@ check_number <- function(x, allow_null = FALSE, arg = caller_arg(x),
     return(NULL)
   }
   if (!is.numeric(x) || length(x) != 1 || is.na(x) || !is.finite(x)) {
+    # A single number is shown as it is (Inf, NaN): "not a number" would
+    # call Inf what it is not.
+    if (is.numeric(x) && length(x) == 1) {
+      shown <- format(x)
+      bad <- "{.arg {arg}} must be a finite number, not {shown}."
+    } else {
+      bad <- "{.arg {arg}} must be a finite number, not {.obj_type_friendly {x}}."
+    }
     abort_input(
-      c("{.arg {arg}} must be a finite number, not {.obj_type_friendly {x}}.",
+      c(bad,
         i = if (allow_null) "Use {.code NULL} for the model's default."),
       call = call
     )

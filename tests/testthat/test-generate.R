@@ -48,6 +48,7 @@ test_that("validation messages name the argument and the fix", {
     sd_generate("a cat", seed = 2^60)
     sd_generate("a cat", n = 0)
     sd_generate("a cat", guidance_scale = NA)
+    sd_generate("a cat", guidance_scale = Inf)
     sd_generate("a cat", stepz = 3)
   })
 })
