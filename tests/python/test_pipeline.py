@@ -291,6 +291,21 @@ def test_overlapping_quiet_blocks_restore_log_levels():
     assert list(warnings.filters) == filters
 
 
+def test_a_tiny_models_directory_is_that_tiny_model(api, cache_dir, tmp_path):
+    pipeline.free()
+    first = api.load_pipeline("tiny", cache_dir=cache_dir)
+    path = api.tiny_model("tiny", cache_dir)
+    again = api.load_pipeline(path + os.sep, cache_dir=cache_dir)
+    assert again["loaded"] is False and again["key"] == first["key"]
+    assert len(pipeline.cached()) == 1
+    # a copy of its files elsewhere is an ordinary model directory
+    copy = str(tmp_path / "tiny-copy")
+    shutil.copytree(path, copy)
+    other = api.load_pipeline(copy, cache_dir=cache_dir)
+    assert other["source"] == "dir" and other["key"] != first["key"]
+    pipeline.free(other["key"])
+
+
 def test_free_model_takes_the_tiny_models_directory_too(api, cache_dir):
     pipeline.free()
     api.load_pipeline("tiny", cache_dir=cache_dir)

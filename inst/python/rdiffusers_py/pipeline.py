@@ -431,6 +431,13 @@ def _resolve(model, revision, variant, config, cache_dir, local_files_only, sing
                 "config": config}
     if os.path.isdir(expanded):
         path = os.path.abspath(expanded)
+        # A tiny model's own directory (sd_pipelines() shows it) is that tiny
+        # model: one cache entry and one copy in memory, not two.
+        for name in tiny.TINY:
+            built = tiny.tiny_dir(name, cache_dir or default_cache_dir())
+            if os.path.isdir(built) and os.path.samefile(path, built):
+                return _resolve(name, revision, variant, config, cache_dir, local_files_only,
+                                single_file, trusted)
         if not os.path.isfile(os.path.join(path, "model_index.json")):
             raise ModelError("%s is a directory but not a diffusers pipeline (no "
                              "model_index.json)." % path)
