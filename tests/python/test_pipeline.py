@@ -1,6 +1,8 @@
 """The pipeline cache, model resolution, presets and devices."""
 
+import contextlib
 import json
+import logging
 import os
 import shutil
 
@@ -170,6 +172,24 @@ def test_hub_id_offline_is_a_model_error(api, monkeypatch, tmp_path):
         api.load_pipeline("nobody/nothing-here")
 
 
+@contextlib.contextmanager
+def said_by_diffusers():
+    """The messages diffusers' loggers hand to their handlers."""
+    said = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            said.append(record.getMessage())
+
+    root = logging.getLogger("diffusers")
+    handler = Keep(level=logging.WARNING)
+    root.addHandler(handler)
+    try:
+        yield said
+    finally:
+        root.removeHandler(handler)
+
+
 def test_hub_id_unreachable_names_the_hubs_answer(api, monkeypatch):
     # Online, but the hub cannot be asked (no network here, a 404, a gated
     # repository): diffusers falls back to the local cache and its own error
@@ -182,11 +202,41 @@ def test_hub_id_unreachable_names_the_hubs_answer(api, monkeypatch):
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(pu, "model_info", unreachable)
-    with pytest.raises(ModelError) as e:
+    with said_by_diffusers() as said, pytest.raises(ModelError) as e:
         api.load_pipeline("nobody/nothing-here")
     msg = str(e.value)
     assert "asking the hub failed (ConnectionError: Name or service not known)" in msg
     assert "stacktrace" not in msg
+    # The id also reads as a relative path: the error says none exists.
+    assert "No directory or file 'nobody/nothing-here' exists either" in msg
+    # diffusers' "Couldn't connect ... will try the local cache" is not
+    # printed before an error that says the same.
+    assert not [m for m in said if "Couldn't connect" in m]
+
+
+def test_hub_fallback_warning_still_shown_when_the_cache_has_the_model(api, tmp_path,
+                                                                      monkeypatch):
+    import diffusers.pipelines.pipeline_utils as pu
+    import huggingface_hub.constants as hc
+    import requests
+
+    def unreachable(*args, **kwargs):
+        raise requests.ConnectionError("Name or service not known")
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--org--cached"
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    (snapshot / "model_index.json").write_text('{"_class_name": "StableDiffusionPipeline"}')
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(pu, "model_info", unreachable)
+    with said_by_diffusers() as said:
+        resolved = pipeline._resolve_hub("org/cached", None, None, False)
+    assert resolved["revision"] == commit
+    assert [m for m in said if "Couldn't connect" in m]
 
 
 def test_a_loaded_hub_model_is_found_by_any_spelling_without_network(api, cache_dir, tmp_path,

@@ -9,6 +9,7 @@ are not thread-safe (the scheduler holds per-run state).
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import sys
@@ -452,14 +453,43 @@ def _resolve(model, revision, variant, config, cache_dir, local_files_only, sing
                      % (model, ", ".join(sorted(_PRESETS))))
 
 
+class _HeldRecords(logging.Filter):
+    """Holds back what a logger says (diffusers' "Couldn't connect to the
+    Hub ... Will try to load from local cache") until the outcome is known:
+    replayed when the load works, dropped when it fails, because then the
+    error R raises names the hub's answer itself."""
+
+    def __init__(self):
+        super().__init__()
+        self.records = []
+
+    def filter(self, record):
+        self.records.append(record)
+        return False
+
+
+@contextlib.contextmanager
+def _hold_logs(name):
+    logger = logging.getLogger(name)
+    held = _HeldRecords()
+    logger.addFilter(held)
+    try:
+        yield held
+    finally:
+        logger.removeFilter(held)
+
+
 def _resolve_hub(model_id, revision, variant, local_files_only):
     from diffusers import DiffusionPipeline
     offline = bool(local_files_only) or _offline()
     try:
         # safety_checker=None: it is never loaded (see _from_pretrained), so
         # do not download its 1.2 GB either.
-        path = DiffusionPipeline.download(model_id, revision=revision, variant=variant,
-                                          local_files_only=offline, safety_checker=None)
+        with _hold_logs("diffusers.pipelines.pipeline_utils") as held:
+            path = DiffusionPipeline.download(model_id, revision=revision, variant=variant,
+                                              local_files_only=offline, safety_checker=None)
+        for record in held.records:
+            logging.getLogger(record.name).handle(record)
     except Exception as e:  # noqa: BLE001
         at = "" if revision is None else " at revision %r" % revision
         cause = e.__cause__
@@ -476,7 +506,12 @@ def _resolve_hub(model_id, revision, variant, local_files_only):
                                   if str(cause).strip() else ""))
         else:
             why = " (%s: %s)" % (type(e).__name__, e)
-        raise ModelError("Cannot get %r from the Hugging Face hub%s.%s" % (model_id, at, why)) from e
+        # "plots/model" reads as a hub id and as a relative path: say that
+        # the path was looked for too.
+        where = (" No directory or file %r exists either (relative to %s)."
+                 % (model_id, os.getcwd()))
+        raise ModelError("Cannot get %r from the Hugging Face hub%s.%s%s"
+                         % (model_id, at, why, where)) from e
     path = str(path)
     commit = revision
     if os.path.basename(os.path.dirname(path)) == "snapshots":
