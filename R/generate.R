@@ -492,9 +492,15 @@ check_seed <- function(seed, n_prompts, arg = "seed", call = caller_env()) {
   if (is.numeric(seed)) {
     ok <- !is.na(seed) & is.finite(seed) & seed == trunc(seed) & seed >= 0 & seed <= 2^53
     if (!all(ok)) {
+      bad <- seed[!ok][1]
+      hint <- if (isTRUE(bad < 0)) {
+        "For a random seed use {.code seed = NULL} (AUTOMATIC1111's -1)."
+      } else {
+        "For seeds above 2^53 use a decimal string such as {.val 18446744073709551615}."
+      }
       abort_input(
-        c("{.arg {arg}} must be a whole number from 0 to 2^53, not {.val {format(seed[!ok][1], digits = 17)}}.",
-          i = "For seeds above 2^53 use a decimal string such as {.val 18446744073709551615}."),
+        c("{.arg {arg}} must be a whole number from 0 to 2^53, not {format(bad, digits = 17)}.",
+          i = hint),
         call = call
       )
     }

@@ -46,6 +46,8 @@ test_that("validation messages name the argument and the fix", {
     sd_generate("", steps = 2)
     sd_generate("a cat", seed = "1e5")
     sd_generate("a cat", seed = 2^60)
+    sd_generate("a cat", seed = -1)
+    sd_generate("a cat", seed = NA)
     sd_generate("a cat", n = 0)
     sd_generate("a cat", guidance_scale = NA)
     sd_generate("a cat", guidance_scale = Inf)
