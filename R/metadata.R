@@ -65,6 +65,13 @@ meta_plain_keys <- c("negative_prompt", "seed", "steps", "guidance_scale",
 #'                                       seed = 42, steps = 20L))
 #' png_read_meta(out)
 png_write_meta <- function(x, path, meta = NULL, overwrite = FALSE) {
+  if (is.list(path) && is.null(meta)) {
+    # png_write_meta(file, list(...)): the metadata landed in `path`.
+    abort_input(
+      c("{.arg path} must be where to write the PNG, not a list.",
+        i = "Pass the metadata as {.arg meta}: {.code png_write_meta(x, path, meta = list(...))}.")
+    )
+  }
   check_string(path)
   check_flag(overwrite)
   src <- meta_source_path(x)

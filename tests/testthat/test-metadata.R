@@ -112,6 +112,9 @@ test_that("invalid metadata names are refused with a classed error and nothing i
   expect_error(png_write_meta(src, out, meta = list(f = mean)), class = "rdiffusers_error_input")
   expect_false(file.exists(out))
   expect_snapshot(png_write_meta(src, out, meta = list(`trailing ` = 1)), error = TRUE)
+  # The metadata given where the output path goes: the error says so.
+  expect_snapshot(png_write_meta(src, list(prompt = "x")), error = TRUE)
+  expect_false(file.exists(out))
 })
 
 test_that("an sd_image is written with its own metadata by default", {
