@@ -128,9 +128,10 @@ print.sd_pipeline <- function(x, ...) {
 #'   dtypes, ...); a cache key from `sd_pipelines()$key`; or an `sd_pipeline`
 #'   object.
 #' @returns `sd_pipelines()`: a data frame, one row per cached pipeline, with
-#'   columns `key`, `model`, `family`, `pipeline_class`, `device`, `dtype`,
-#'   `scheduler`, `source`. `sd_free()`: the number of pipelines freed,
-#'   invisibly.
+#'   columns `model`, `family`, `pipeline_class`, `device`, `dtype` (the
+#'   weights as loaded), `optimize` (the fast path applied on top, see
+#'   [sd_load_model()]), `scheduler`, `source` and `key`. `sd_free()`: the
+#'   number of pipelines freed, invisibly.
 #' @family pipelines
 #' @export
 #' @examplesIf rdiffusers::sd_available()
@@ -161,8 +162,10 @@ sd_free <- function(model = NULL) {
 }
 
 pipelines_df <- function(infos) {
-  cols <- c("key", "model", "family", "pipeline_class", "device", "dtype",
-            "scheduler", "source")
+  # The key (a long JSON string, for sd_free()) last, so a printed table
+  # starts with what a reader looks for.
+  cols <- c("model", "family", "pipeline_class", "device", "dtype", "optimize",
+            "scheduler", "source", "key")
   rows <- lapply(infos, function(info) {
     vals <- lapply(cols, function(col) {
       v <- info[[col]]

@@ -38,7 +38,10 @@ test_that("a loaded pipeline is cached, reused by sd_generate(), and freed", {
   expect_true(pipe$loaded)
   expect_equal(pipe$family, "sd15")
   expect_output(print(pipe), "sd_pipeline")
-  expect_equal(sd_pipelines()$model, "tiny")
+  listed <- sd_pipelines()
+  expect_equal(listed$model, "tiny")
+  expect_equal(listed$optimize, pipe$optimize)
+  expect_equal(names(listed)[c(1, ncol(listed))], c("model", "key"))
 
   # sd_generate() with the same model reuses it: nothing new in the cache,
   # and loading again reports it was not loaded by that call.
