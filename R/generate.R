@@ -15,6 +15,13 @@
 #' so `n = 4, seed = 10` makes seeds 10, 11, 12, 13 and any of them can be
 #' regenerated on its own.
 #'
+#' @section Interrupting:
+#' Ctrl+C (Esc in RStudio) stops generation within a step and signals a
+#' condition of class `rdiffusers_interrupt`; the loaded model stays ready.
+#' Each image is saved as soon as it is finished, so the images of a batch
+#' made before the stop (or before an error) are kept: a message lists them,
+#' and the condition's `images` element holds them as an `sd_images`.
+#'
 #' @param prompt Character vector: what to draw, one image set per element.
 #' @param negative_prompt What to avoid: `NULL`, one string, or one per
 #'   prompt.
@@ -203,30 +210,51 @@ sd_run <- function(task, prompt, negative_prompt = NULL, model = sd_default_mode
     ),
     load_args
   )
-  results <- with_interrupts(p, function(callback) {
-    rlang::exec(py_call, "generate", !!!args, callback = callback, call = call)
-  })
-
-  created <- format(Sys.time(), "%Y-%m-%dT%H:%M:%SZ", tz = "UTC")
-  stamp <- format(Sys.time(), "%Y%m%d-%H%M%S")
-  images <- vector("list", length(results))
-  warned <- character()
-  for (i in seq_along(results)) {
-    res <- results[[i]]
+  # Each image is made final (metadata written, moved to its name) as soon
+  # as Python has written its pixels, so an error or Ctrl+C later in the
+  # batch keeps the images already finished.
+  saved <- list()
+  warns <- character()
+  keep_image <- function(res) {
     meta <- res$meta
-    warns <- c(unlist(res$warnings), unlist(meta$warnings))
+    warns <<- union(warns, c(unlist(res$warnings), unlist(meta$warnings)))
     meta$warnings <- NULL
-    for (w in setdiff(warns, warned)) {
-      cli::cli_warn("{w}", class = "rdiffusers_warning", call = call)
+    now <- Sys.time()
+    meta <- c(r_side_meta(meta, format(now, "%Y-%m-%dT%H:%M:%SZ", tz = "UTC")), extra_meta)
+    final <- write_final_png(res$path, output_dir,
+                             paste0("sd-", format(now, "%Y%m%d-%H%M%S"), "-",
+                                    format_seed(meta$seed)), meta)
+    saved[[length(saved) + 1L]] <<- new_sd_image(final, meta)
+  }
+  on.exit(if (!finished) note_saved(saved, n_images), add = TRUE)
+  tryCatch(
+    with_interrupts(p, function(callback, on_image) {
+      rlang::exec(py_call, "generate", !!!args, callback = callback,
+                  on_image = on_image, call = call)
+    }, on_image = keep_image),
+    # The condition carries the images saved before it.
+    rdiffusers_interrupt = function(cnd) {
+      signal_sd_interrupt(cnd$parent, images = new_sd_images(saved))
     }
-    warned <- union(warned, warns)
-    meta <- c(r_side_meta(meta, created), extra_meta)
-    final <- write_final_png(res$path %||% tmp_paths[[i]], output_dir,
-                             paste0("sd-", stamp, "-", format_seed(meta$seed)), meta)
-    images[[i]] <- new_sd_image(final, meta)
+  )
+  for (w in warns) {
+    cli::cli_warn("{w}", class = "rdiffusers_warning", call = call)
   }
   finished <- TRUE
-  if (length(images) == 1) images[[1]] else new_sd_images(images)
+  if (length(saved) == 1) saved[[1]] else new_sd_images(saved)
+}
+
+# After an error or interrupt part-way through a batch: which images were
+# finished and saved.
+note_saved <- function(saved, n_images) {
+  if (!length(saved)) {
+    return(invisible())
+  }
+  paths <- vapply(saved, function(img) img$path, "")
+  cli::cli_inform(c(
+    "!" = "{length(saved)} of {n_images} image{?s} finished before the stop and {?is/are} saved:",
+    stats::setNames(paths, rep(" ", length(paths)))
+  ), class = "rdiffusers_message")
 }
 
 # Adds the R-side entries and makes the seed a number when it fits exactly.
@@ -276,30 +304,42 @@ random_id <- function() {
 
 as_int_or_null <- function(x) if (is.null(x)) NULL else as.integer(x)
 
-# Runs `run(callback)`, a Python call that calls `callback(image_index,
-# step, total)` after every step, so that Ctrl+C stops it. With reticulate
+# Runs `run(callback, on_image)`, a Python call that calls
+# `callback(image_index, step, total)` after every step, so that Ctrl+C stops
+# it, and `on_image(result)` after every image (NULL when `on_image` is). With reticulate
 # before 1.36 an R interrupt inside a callback reaches Python as a
 # RuntimeError, so the callback notes it and the error is turned back into
 # an `rdiffusers_interrupt`; newer reticulate delivers a real interrupt,
 # which py_call() converts.
-with_interrupts <- function(p, run) {
+with_interrupts <- function(p, run, on_image = NULL) {
   user_cb <- if (is.list(p) || is.environment(p)) p$callback
   interrupted <- FALSE
-  callback <- function(image_index, step, total) {
-    tryCatch(
-      {
-        if (is.null(user_cb)) Sys.sleep(0) else user_cb(image_index, step, total)
-        TRUE
-      },
-      interrupt = function(cnd) {
-        interrupted <<- TRUE
-        if (is.environment(p)) p$interrupted <- TRUE
-        stop("Interrupted by the user.", call. = FALSE)
-      }
-    )
+  # An R function Python calls: Ctrl+C inside it becomes an error for
+  # Python (so the pipeline unwinds cleanly) and is noted here.
+  guard <- function(f) {
+    function(...) {
+      tryCatch(
+        f(...),
+        interrupt = function(cnd) {
+          interrupted <<- TRUE
+          if (is.environment(p)) p$interrupted <- TRUE
+          stop("Interrupted by the user.", call. = FALSE)
+        }
+      )
+    }
+  }
+  callback <- guard(function(image_index, step, total) {
+    if (is.null(user_cb)) Sys.sleep(0) else user_cb(image_index, step, total)
+    TRUE
+  })
+  image_done <- if (!is.null(on_image)) {
+    guard(function(res) {
+      on_image(res)
+      TRUE
+    })
   }
   tryCatch(
-    run(callback),
+    run(callback, image_done),
     error = function(e) {
       if (interrupted || interrupt_in_callback_entry(e)) signal_sd_interrupt(e)
       stop(e)

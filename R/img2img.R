@@ -44,6 +44,7 @@
 #' mask.
 #'
 #' @inheritParams sd_generate
+#' @inheritSection sd_generate Interrupting
 #' @param image The input image; see "Input images".
 #' @param mask For `sd_inpaint()`: where to repaint, in the same forms as
 #'   `image`; see "Masks".

@@ -3,13 +3,13 @@
 # Contract with the R core (generate.R, python.R):
 #
 #   p <- progress_start(n_images, steps, show = progress)
-#   res <- py_call(the$py$generate, ..., callback = p$callback)
+#   res <- with_interrupts(p, function(callback, on_image) py_call("generate", ...))
 #   progress_done(p)
 #
 # `p$callback` is NULL when nothing is shown, otherwise an R function
 # `function(image_index, step, total)` that the Python helper calls once per
-# denoising step of each image (image_index 0-based as in Python, step the
-# number of steps done, total the number of steps that image runs).
+# denoising step of each image (image_index and step counted from 1, total
+# the number of steps that image runs).
 
 #' Progress mode from an argument or the `rdiffusers.progress` option
 #'

@@ -285,10 +285,12 @@ py_exception_message <- function(cnd) {
 # Turns an interrupt (R's, or Python's KeyboardInterrupt) into the package's
 # interrupt condition: handlers for `rdiffusers_interrupt` or `interrupt`
 # see it; when none takes it, R returns to the top level as after Ctrl+C.
-signal_sd_interrupt <- function(parent = NULL) {
+# `images`: what a generation call finished and saved before the interrupt.
+signal_sd_interrupt <- function(parent = NULL, images = NULL) {
   cnd <- structure(
     class = c("rdiffusers_interrupt", "interrupt", "condition"),
-    list(message = "Generation interrupted.", call = NULL, parent = parent)
+    list(message = "Generation interrupted.", call = NULL, parent = parent,
+         images = images)
   )
   signalCondition(cnd)
   invokeRestart("abort")

@@ -251,6 +251,34 @@ def test_callback_gets_ints_and_errors_leave_pipeline_usable(gen, cache_dir):
     assert sha(gen(seeds=["1"])) == sha(gen(seeds=["1"]))
 
 
+def test_on_image_hands_over_each_image_once_its_file_is_written(gen, tmp_path):
+    import os
+    seen = []
+
+    def pngs():
+        return sorted(f for f in os.listdir(tmp_path) if f.endswith(".png"))
+
+    def on_image(result):
+        # The file is complete when R is told; later images do not exist yet.
+        assert os.path.getsize(result["path"]) > 0
+        seen.append((result["meta"]["seed"], os.path.basename(result["path"]), pngs()))
+
+    out = gen(seeds=["1", "2", "3"], on_image=on_image)
+    names = [os.path.basename(r["path"]) for r in out]
+    assert [s for s, _, _ in seen] == ["1", "2", "3"]
+    assert [n for _, n, _ in seen] == names
+    assert [files for _, _, files in seen] == [names[:1], names[:2], names[:3]]
+
+    # A failure in it (R could not write the file) ends the batch there.
+    def fail(result):
+        raise OSError("disk full")
+
+    before = pngs()
+    with pytest.raises(OSError, match="disk full"):
+        gen(seeds=["1", "2"], on_image=fail)
+    assert len(pngs()) == len(before) + 1
+
+
 def test_input_errors_are_classed(gen, picture):
     with pytest.raises(InputError, match="width and height"):
         gen(width=60)

@@ -231,7 +231,7 @@ test_that("an interrupt inside the step callback becomes an rdiffusers_interrupt
     "def rd_steps(cb):\n    for i in range(3):\n        cb(0, i + 1, 3)\n    return 'done'",
     convert = FALSE
   )
-  steps <- function(callback) reticulate::py_to_r(main$rd_steps(callback))
+  steps <- function(callback, on_image) reticulate::py_to_r(main$rd_steps(callback))
   seen <- 0L
   p <- list(callback = function(image_index, step, total) seen <<- seen + 1L)
   expect_equal(with_interrupts(p, steps), "done")
@@ -244,7 +244,40 @@ test_that("an interrupt inside the step callback becomes an rdiffusers_interrupt
   expect_true(p$interrupted)
   # an ordinary error is passed on, not mistaken for an interrupt
   p$callback <- NULL
-  expect_error(with_interrupts(p, function(cb) stop("boom")), "boom")
+  expect_error(with_interrupts(p, function(cb, on_image) stop("boom")), "boom")
+})
+
+test_that("images finished before an interrupt are saved and carried by the condition", {
+  skip_if_no_python()
+  out <- withr::local_tempdir()
+  real_start <- progress_start
+  local_ns_mock(progress_start = function(...) {
+    p <- real_start(...)
+    # Ctrl+C during the third image's first step.
+    p$callback <- function(image_index, step, total) {
+      if (image_index == 3 && step == 1) rlang::interrupt()
+    }
+    p
+  })
+  expect_message(
+    got <- tryCatch(
+      sd_generate("a cat", width = 64, height = 64, steps = 2, seed = 1, n = 4,
+                  output_dir = out, progress = FALSE),
+      rdiffusers_interrupt = identity
+    ),
+    "2 of 4 images finished", class = "rdiffusers_message"
+  )
+  expect_s3_class(got, "rdiffusers_interrupt")
+  expect_s3_class(got$images, "sd_images")
+  expect_equal(vapply(got$images, function(img) img$meta$seed, 0), c(1, 2))
+  # The folder holds those two, final, and nothing else (no temporary file).
+  expect_setequal(normalizePath(list.files(out, all.files = TRUE, no.. = TRUE, full.names = TRUE)),
+                  normalizePath(vapply(got$images, function(img) img$path, "")))
+  # Each is whole: the same pixels and metadata as that seed made alone.
+  alone <- sd_generate("a cat", width = 64, height = 64, steps = 2, seed = 2,
+                       output_dir = withr::local_tempdir(), progress = FALSE)
+  expect_identical(got$images[[2]]$meta$pixel_sha256, alone$meta$pixel_sha256)
+  expect_identical(png_read_meta(got$images[[2]]$path)$pixel_sha256, alone$meta$pixel_sha256)
 })
 
 test_that("n is capped, and a preset's steps always run one step at any strength", {
