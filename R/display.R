@@ -133,11 +133,11 @@ plot.sd_images <- function(x, main = NULL, labels = NULL, ncol = NULL,
 # image, a gap between cells, room for labels under the images, column
 # labels and a title above, row labels (rotated) on the left.
 grid_geometry <- function(arrays, ncol, labels = NULL, row_labels = NULL,
-                          col_labels = NULL, main = NULL) {
-  n <- length(arrays)
+                          col_labels = NULL, main = NULL, dims = lapply(arrays, dim)) {
+  n <- length(dims)
   g <- list(n = n, ncol = ncol, nrow = ceiling(n / ncol))
-  g$cw <- max(vapply(arrays, function(a) dim(a)[[2]], numeric(1)))
-  g$ch <- max(vapply(arrays, function(a) dim(a)[[1]], numeric(1)))
+  g$cw <- max(vapply(dims, function(d) d[[2]], numeric(1)))
+  g$ch <- max(vapply(dims, function(d) d[[1]], numeric(1)))
   g$gap <- if (n > 1) 0.04 * g$cw else 0
   g$lab_h <- if (length(labels)) 0.14 * g$ch else 0
   g$title_h <- if (length(main)) 0.16 * g$ch else 0

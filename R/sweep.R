@@ -13,6 +13,11 @@
 #' A setting left `NULL` takes the model's default (for `seed`: one random
 #' seed, the same for every cell, so only the other settings vary).
 #'
+#' A sweep makes at most 10000 images, and its grid must fit in 32767
+#' pixels on a side (the limit of R's png device). Both are checked before
+#' the first cell, or, when `width` and `height` are not given, as soon as
+#' the first cell shows the model's size.
+#'
 #' @param prompt One string: what to draw.
 #' @param seed,guidance_scale,steps Vectors of values to combine, or `NULL`.
 #' @param ... Further arguments for [sd_generate()] (e.g. `model`, `width`,
@@ -85,6 +90,29 @@ sd_sweep <- function(prompt, seed = NULL, guidance_scale = NULL, steps = NULL,
     a = seq_len(lens[[row_axes[[1]]]])
   )
   n <- nrow(grid)
+  if (n > max_images) {
+    abort_input(
+      c("The sweep has {n} combinations; it makes at most {max_images} images.",
+        i = "Use fewer values of {.arg seed}, {.arg guidance_scale} or {.arg steps}.")
+    )
+  }
+  # The grid must fit R's png device; known from the cell size, which
+  # `width`/`height` give, or else the first image does.
+  check_grid <- function(width, height) {
+    g <- grid_geometry(NULL, lens[[col_axis]], col_labels = "",
+                       row_labels = if (any(lens[row_axes] > 1)) "",
+                       dims = rep(list(c(height, width)), n))
+    if (max(g$width, g$height) > grid_max_px) {
+      abort_input(c(
+        "The grid of {lens[[col_axis]]} x {n %/% lens[[col_axis]]} images of {width} x {height} pixels would be {ceiling(g$width)} x {ceiling(g$height)} pixels; R's png device draws at most {grid_max_px} on a side.",
+        i = "Use fewer values or a smaller {.arg width} and {.arg height}."
+      ), call = sweep_call)
+    }
+  }
+  sweep_call <- environment()
+  if (is.numeric(dots$width) && is.numeric(dots$height)) {
+    check_grid(dots$width, dots$height)
+  }
 
   if (identical(mode, "bar")) {
     cli::cli_progress_bar("Sweep", total = n, clear = FALSE,
@@ -106,6 +134,8 @@ sd_sweep <- function(prompt, seed = NULL, guidance_scale = NULL, steps = NULL,
       list(output_dir = output_dir, progress = FALSE)
     ))
     if (i == 1) {
+      # Checked now if the size was not given: before the other cells run.
+      check_grid(img$meta$width, img$meta$height)
       # Settings left NULL take the first image's (a random seed, the
       # model's default guidance and steps), so every cell shares them.
       for (axis in names(axes)) {
@@ -149,6 +179,9 @@ sd_sweep <- function(prompt, seed = NULL, guidance_scale = NULL, steps = NULL,
   }
   new_sd_sweep(file, images, cells, meta)
 }
+
+# Cairo, behind grDevices::png(), cannot open a larger device.
+grid_max_px <- 32767
 
 new_sd_sweep <- function(path, images, cells, meta) {
   structure(list(path = path, images = images, cells = cells, meta = meta),

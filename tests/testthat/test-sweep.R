@@ -16,6 +16,24 @@ test_that("sd_sweep() checks its arguments before generating anything", {
   # "01" is seed 1: two identical cells.
   expect_error(sd_sweep("a", seed = c("1", "01")), "same seed", class = "rdiffusers_error_input")
   expect_error(sd_sweep("a", progress = "yes"), "`progress`", class = "rdiffusers_error_input")
+  # Too many cells, or a grid too large for the png device, before any cell.
+  expect_error(sd_sweep("a", seed = 1:200, guidance_scale = 1:100, output_dir = out),
+               "at most 10000", class = "rdiffusers_error_input")
+  expect_error(sd_sweep("a", seed = 1:20, guidance_scale = 1:100, width = 512, height = 512,
+                        output_dir = out),
+               "53310 x 10701 pixels", class = "rdiffusers_error_input")
+  expect_length(list.files(out), 0)
+})
+
+test_that("a grid too large for the model's size stops after the first cell", {
+  skip_if_no_python()
+  out <- withr::local_tempdir()
+  # The tiny model's size (64 x 64) is known once its first image is made.
+  expect_error(sd_sweep("a", model = "tiny", seed = 1:2, guidance_scale = 1:600, steps = 1,
+                        output_dir = out, progress = FALSE),
+               "png device", class = "rdiffusers_error_input")
+  expect_length(list.files(out, pattern = "^sd-"), 1)
+  expect_length(list.files(out, pattern = "^sweep-"), 0)
 })
 
 test_that("a sweep renders every combination into one labelled grid", {
