@@ -172,11 +172,7 @@ sd_run <- function(task, prompt, negative_prompt = NULL, model = sd_default_mode
   batch_negative <- if (is.null(negative_prompt)) NULL else negative_prompt[idx]
   n_images <- length(idx)
 
-  if (!dir.exists(output_dir) &&
-      !dir.create(output_dir, recursive = TRUE, showWarnings = FALSE)) {
-    sd_abort("Cannot create {.arg output_dir} {.file {output_dir}}.",
-             class = "rdiffusers_error_file", call = call)
-  }
+  check_output_dir(output_dir, call = call)
   output_dir <- normalizePath(output_dir, winslash = "/", mustWork = TRUE)
   tmp_paths <- file.path(
     output_dir,
@@ -255,6 +251,25 @@ note_saved <- function(saved, n_images) {
     "!" = "{length(saved)} of {n_images} image{?s} finished before the stop and {?is/are} saved:",
     stats::setNames(paths, rep(" ", length(paths)))
   ), class = "rdiffusers_message")
+}
+
+# Creates `output_dir` if needed and checks that files can be written there,
+# before any work: an image is never generated only to be lost.
+check_output_dir <- function(output_dir, arg = "output_dir", call = caller_env()) {
+  if (file.exists(output_dir) && !dir.exists(output_dir)) {
+    sd_abort("{.arg {arg}} {.file {output_dir}} is a file, not a directory.",
+             class = "rdiffusers_error_file", call = call)
+  }
+  if (!dir.exists(output_dir) &&
+      !dir.create(output_dir, recursive = TRUE, showWarnings = FALSE)) {
+    sd_abort("Cannot create {.arg {arg}} {.file {output_dir}}.",
+             class = "rdiffusers_error_file", call = call)
+  }
+  if (!dir_writable(output_dir)) {
+    sd_abort("Cannot write files into {.arg {arg}} {.file {output_dir}}.",
+             class = "rdiffusers_error_file", call = call)
+  }
+  invisible(output_dir)
 }
 
 # Adds the R-side entries and makes the seed a number when it fits exactly.

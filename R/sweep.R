@@ -75,7 +75,7 @@ sd_sweep <- function(prompt, seed = NULL, guidance_scale = NULL, steps = NULL,
     sd_abort("Cannot write {.arg file} into {.file {dirname(file)}}.",
              class = "rdiffusers_error_file")
   }
-  dir.create(output_dir, recursive = TRUE, showWarnings = FALSE)
+  check_output_dir(output_dir)
   file <- file %||% sweep_file(output_dir)
 
   axes <- list(seed = seed, guidance_scale = guidance_scale, steps = steps)
@@ -306,13 +306,4 @@ plot.sd_sweep <- function(x, ...) {
 #' @exportS3Method knitr::knit_print
 knit_print.sd_sweep <- function(x, options = NULL, ...) {
   knit_images(list(x), options)
-}
-
-# Whether a file can be created in `dir`, found by creating one: permission
-# bits do not tell (root, read-only mounts, /proc).
-dir_writable <- function(dir) {
-  probe <- tempfile(".rdiffusers-probe-", tmpdir = dir)
-  ok <- suppressWarnings(file.create(probe))
-  if (ok) unlink(probe)
-  ok
 }

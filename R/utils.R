@@ -57,3 +57,12 @@ check_flag <- function(x, arg = caller_arg(x), call = caller_env()) {
   }
   invisible(x)
 }
+
+# Whether a file can be created in `dir`, found by creating one: permission
+# bits do not tell (root, read-only mounts, /proc).
+dir_writable <- function(dir) {
+  probe <- tempfile(".rdiffusers-probe-", tmpdir = dir)
+  ok <- suppressWarnings(file.create(probe))
+  if (ok) unlink(probe)
+  ok
+}

@@ -247,6 +247,22 @@ test_that("an interrupt inside the step callback becomes an rdiffusers_interrupt
   expect_error(with_interrupts(p, function(cb, on_image) stop("boom")), "boom")
 })
 
+test_that("an output_dir that cannot hold the images fails before generating", {
+  skip_if_no_python()
+  f <- withr::local_tempfile()
+  writeLines("not a folder", f)
+  expect_error(sd_generate("a cat", width = 64, height = 64, steps = 2, output_dir = f),
+               "is a file", class = "rdiffusers_error_file")
+  expect_identical(readLines(f), "not a folder")
+  # Not writable, even by root: refused up front, not after an image is made.
+  local_ns_mock(dir_writable = function(dir) FALSE)
+  expect_error(sd_generate("a cat", width = 64, height = 64, steps = 2,
+                           output_dir = withr::local_tempdir()),
+               "Cannot write files", class = "rdiffusers_error_file")
+  expect_error(sd_sweep("a cat", seed = 1:2, model = "tiny", output_dir = withr::local_tempdir()),
+               "Cannot write files", class = "rdiffusers_error_file")
+})
+
 test_that("images finished before an interrupt are saved and carried by the condition", {
   skip_if_no_python()
   out <- withr::local_tempdir()
