@@ -153,7 +153,7 @@ check_overrides <- function(overrides, call = caller_env()) {
 }
 
 # Versions and run settings recorded in the file vs. the ones at hand.
-stack_differences <- function(meta, settings, overrides) {
+stack_differences <- function(meta, settings, overrides, call = caller_env()) {
   now <- py_call("versions")
   devs <- py_call("devices")
   rows <- list()
@@ -170,7 +170,7 @@ stack_differences <- function(meta, settings, overrides) {
   add("R", meta$versions$R, as.character(getRversion()))
   add("rdiffusers", meta$versions$rdiffusers, as.character(utils::packageVersion("rdiffusers")))
   add("torch_threads", meta$torch_threads, devs$torch_threads)
-  for (name in intersect(names(overrides), setdiff(names(overrides), "model"))) {
+  for (name in setdiff(names(overrides), "model")) {
     add(name, format_value(meta[[name]]), format_value(overrides[[name]]))
   }
   if (!is.null(overrides$model)) add("model", meta$model, overrides$model)
@@ -178,10 +178,18 @@ stack_differences <- function(meta, settings, overrides) {
   device <- settings$device
   base <- sub(":.*", "", device %||% "cpu")
   if (!identical(device, "auto") && !base %in% unlist(devs$available)) {
+    available <- unlist(devs$available)
+    if (!is.null(overrides$device)) {
+      abort_input(
+        c("{.arg device} {.val {device}} is not available on this machine.",
+          i = "Available: {.val {available}}."),
+        call = call
+      )
+    }
     sd_abort(
       c("The image was made on device {.val {device}}, which this machine does not have.",
-        i = "Available: {.val {unlist(devs$available)}}. Pass e.g. {.code device = \"cpu\"} to regenerate it there (pixels will likely differ)."),
-      class = "rdiffusers_error_reproduce"
+        i = "Available: {.val {available}}. Pass e.g. {.code device = \"cpu\"} to regenerate it there (pixels will likely differ)."),
+      class = "rdiffusers_error_reproduce", call = call
     )
   }
   if (length(rows) == 0) {

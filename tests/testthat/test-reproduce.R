@@ -56,7 +56,10 @@ test_that("a device this machine lacks is an error that names it", {
   meta$device <- "cuda"
   edited <- file.path(withr::local_tempdir(), "cuda.png")
   png_write_meta(img$path, edited, meta = meta)
-  expect_error(sd_reproduce(edited), class = "rdiffusers_error_reproduce")
+  expect_error(sd_reproduce(edited), "was made on device", class = "rdiffusers_error_reproduce")
+  # Asking for a missing device is a bad argument, not a fact about the file.
+  expect_error(sd_reproduce(img$path, device = "cuda"), "\"cuda\" is not available on this machine",
+               class = "rdiffusers_error_input")
   # An override runs it here anyway.
   out <- sd_reproduce(edited, device = "cpu", output_dir = withr::local_tempdir())
   expect_true(out$identical)
