@@ -36,7 +36,7 @@ sd_available <- function() {
 #'   `how` (how it was chosen), `searched`, `error`, `versions` (named list:
 #'   R-side `reticulate` and `rdiffusers`, Python-side `python`, `torch`,
 #'   `diffusers`, ...), `devices`, `pipelines` (see [sd_pipelines()]),
-#'   `usable` (`TRUE`/`FALSE`) and `fix` (a command, or `NULL`).
+#'   `usable` (`TRUE`/`FALSE`) and `fix` (what to run or do, or `NULL`).
 #' @family setup
 #' @export
 #' @examples
@@ -61,11 +61,11 @@ sd_config <- function() {
     usable = FALSE,
     fix = NULL
   )
-  fix_install <- "rdiffusers::sd_install()"
   if (!isTRUE(choice$ok)) {
-    out$fix <- fix_install
+    out$fix <- python_fix(choice)
     return(new_sd_config(out))
   }
+  fix_install <- python_fix(choice, started = TRUE)
   missing <- c("torch", "diffusers", "transformers")
   missing <- missing[!tryCatch(py_has_modules(missing), error = function(e) FALSE)]
   if (length(missing)) {

@@ -158,6 +158,25 @@ py_helper <- function(call = caller_env()) {
   the$py
 }
 
+# What fixes an unusable Python, as one line. `started`: Python runs in this
+# session (it lacks modules), so another one needs a restart of R. An
+# environment variable that chose the Python keeps winning over the env
+# sd_install() makes, so it is named.
+python_fix <- function(choice, started = FALSE) {
+  var <- intersect(choice$how, c("RDIFFUSERS_PYTHON", "RETICULATE_PYTHON"))
+  if (length(var)) {
+    if (!started) {
+      return(sprintf('Sys.unsetenv("%s"); rdiffusers::sd_install()', var))
+    }
+    return(sprintf(paste0("%s chooses this Python: point it to one with torch and diffusers, ",
+                          "or unset it, restart R and run rdiffusers::sd_install()"), var))
+  }
+  if (started || identical(choice$how, "already initialized in this R session")) {
+    return("rdiffusers::sd_install(), then restart R")
+  }
+  "rdiffusers::sd_install()"
+}
+
 abort_python_missing <- function(choice, call = caller_env()) {
   searched <- choice$searched
   names(searched) <- rep("*", length(searched))
@@ -167,7 +186,7 @@ abort_python_missing <- function(choice, call = caller_env()) {
       i = "Searched, in order:",
       searched,
       x = "{choice$error}",
-      i = "Fix: run {.run rdiffusers::sd_install()} and restart R, or set {.envvar RDIFFUSERS_PYTHON} to a Python that has torch and diffusers."
+      i = "Fix: {python_fix(choice)}"
     ),
     class = "rdiffusers_error_python",
     call = call

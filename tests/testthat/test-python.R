@@ -87,11 +87,28 @@ test_that("a missing Python is a classed error that says what was searched and t
   expect_false(res$available)
   expect_true("rdiffusers_error_python" %in% res$class)
   expect_match(res$message, "RDIFFUSERS_PYTHON=/nonexistent/rdiffusers/python", fixed = TRUE)
-  expect_match(res$message, "sd_install()", fixed = TRUE)
+  # The variable keeps winning over the env sd_install() makes: the fix
+  # names it.
+  expect_match(res$message, 'Sys.unsetenv("RDIFFUSERS_PYTHON"); rdiffusers::sd_install()',
+               fixed = TRUE)
   expect_false(res$usable)
-  expect_equal(res$fix, "rdiffusers::sd_install()")
+  expect_equal(res$fix, 'Sys.unsetenv("RDIFFUSERS_PYTHON"); rdiffusers::sd_install()')
   expect_true(any(grepl("fix:", res$format)))
   expect_type(res$out, "character")
+})
+
+test_that("the fix for an unusable Python fits how it was chosen", {
+  expect_equal(python_fix(list(how = "virtualenv r-rdiffusers")), "rdiffusers::sd_install()")
+  expect_equal(python_fix(list(how = "none")), "rdiffusers::sd_install()")
+  expect_equal(python_fix(list(how = "RETICULATE_PYTHON")),
+               'Sys.unsetenv("RETICULATE_PYTHON"); rdiffusers::sd_install()')
+  # Python already runs (it lacks modules): another needs a restart.
+  expect_equal(python_fix(list(how = "virtualenv r-rdiffusers"), started = TRUE),
+               "rdiffusers::sd_install(), then restart R")
+  expect_equal(python_fix(list(how = "already initialized in this R session")),
+               "rdiffusers::sd_install(), then restart R")
+  expect_match(python_fix(list(how = "RDIFFUSERS_PYTHON"), started = TRUE),
+               "RDIFFUSERS_PYTHON chooses this Python.*restart R", perl = TRUE)
 })
 
 test_that("RDIFFUSERS_PYTHON wins over RETICULATE_PYTHON, as documented", {
