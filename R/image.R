@@ -158,3 +158,58 @@ print.sd_images <- function(x, ...) {
   cat(format(x, ...), sep = "\n")
   invisible(x)
 }
+
+#' A table of generated images
+#'
+#' One row per image with its file and the settings most often compared:
+#' handy to list what a script made, or to show in a report.
+#'
+#' @param x An `sd_image` or `sd_images`.
+#' @param row.names,optional Ignored (there for the generic).
+#' @param ... Ignored.
+#' @returns A data frame with columns `path`, `task`, `prompt`,
+#'   `negative_prompt`, `seed`, `steps`, `guidance_scale`, `strength`,
+#'   `width`, `height`, `scheduler` and `model`; `NA` where an image's
+#'   metadata lacks the entry. `seed` is a double, or a character column when
+#'   a seed is above 2^53 (see [sd_generate()]).
+#' @family images
+#' @export
+#' @examplesIf rdiffusers::sd_available()
+#' imgs <- sd_generate("a lighthouse", n = 2, steps = 2, width = 64, height = 64)
+#' as.data.frame(imgs)
+as.data.frame.sd_images <- function(x, row.names = NULL, optional = FALSE, ...) {
+  imgs <- unclass(x)
+  entry <- function(name, missing, as) {
+    vapply(imgs, function(img) {
+      v <- img$meta[[name]]
+      if (length(v) == 1 && !is.list(v)) as(v) else missing
+    }, missing)
+  }
+  seeds <- lapply(imgs, function(img) img$meta$seed)
+  seed <- if (any(vapply(seeds, is.character, logical(1)))) {
+    vapply(seeds, function(s) if (length(s) == 1) format_seed(s) else NA_character_, "")
+  } else {
+    vapply(seeds, function(s) if (length(s) == 1) as.double(s) else NA_real_, 0)
+  }
+  data.frame(
+    path = vapply(imgs, function(img) img$path, ""),
+    task = entry("task", NA_character_, as.character),
+    prompt = entry("prompt", NA_character_, as.character),
+    negative_prompt = entry("negative_prompt", NA_character_, as.character),
+    seed = seed,
+    steps = entry("steps", NA_integer_, as.integer),
+    guidance_scale = entry("guidance_scale", NA_real_, as.double),
+    strength = entry("strength", NA_real_, as.double),
+    width = entry("width", NA_integer_, as.integer),
+    height = entry("height", NA_integer_, as.integer),
+    scheduler = entry("scheduler", NA_character_, as.character),
+    model = entry("model", NA_character_, as.character),
+    stringsAsFactors = FALSE
+  )
+}
+
+#' @rdname as.data.frame.sd_images
+#' @export
+as.data.frame.sd_image <- function(x, row.names = NULL, optional = FALSE, ...) {
+  as.data.frame(new_sd_images(list(x)))
+}

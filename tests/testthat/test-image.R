@@ -78,3 +78,30 @@ test_that("long prompts are truncated in print", {
   expect_lt(nchar(format(img)), 200)
   expect_match(format(img), "...", fixed = TRUE)
 })
+
+test_that("as.data.frame() lists images one per row, with typed columns", {
+  dir <- withr::local_tempdir()
+  make <- function(i, meta) {
+    path <- file.path(dir, paste0("img", i, ".png"))
+    png::writePNG(array(i / 10, c(8, 8, 3)), path)
+    new_sd_image(path, meta)
+  }
+  a <- make(1, list(task = "txt2img", prompt = "a cat", negative_prompt = NULL, seed = 42,
+                    steps = 20L, guidance_scale = 7.5, width = 8L, height = 8L,
+                    scheduler = "DDIMScheduler", model = "tiny"))
+  b <- make(2, list(task = "img2img", prompt = "a dog", seed = 43, steps = 10L,
+                    strength = 0.5, model = "tiny"))
+  df <- as.data.frame(c(a, b))
+  expect_equal(nrow(df), 2)
+  expect_identical(df$path, c(a$path, b$path))
+  expect_identical(df$seed, c(42, 43))
+  expect_identical(df$steps, c(20L, 10L))
+  expect_identical(df$strength, c(NA, 0.5))
+  expect_identical(df$negative_prompt, c(NA_character_, NA_character_))
+  expect_identical(df$width, c(8L, NA))
+  expect_identical(df$task, c("txt2img", "img2img"))
+  # A seed above 2^53 is kept exactly: the column becomes character.
+  big <- make(3, list(prompt = "x", seed = "18446744073709551615"))
+  expect_identical(as.data.frame(c(a, big))$seed, c("42", "18446744073709551615"))
+  expect_identical(as.data.frame(a), df[1, ])
+})
