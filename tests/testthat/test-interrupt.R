@@ -52,13 +52,12 @@ output_value <- function(output, key) {
   trimws(sub(paste0("^", key, ":"), "", line[[1]]))
 }
 
-test_that("an interrupt stops generation, is classed, and leaves the pipeline usable", {
-  skip_if_no_python()
-  skip_if_not_installed("processx")
-  skip_on_os("windows") # SIGINT cannot be sent to another process there.
-
-  out_dir <- withr::local_tempdir()
+# Starts the child, interrupts it once denoising is under way and returns
+# its output, exit status and the steps done when the signal was sent (NULL
+# when it never started denoising).
+interrupt_child <- function(out_dir) {
   flag <- file.path(out_dir, "steps.txt")
+  unlink(flag)
   script <- child_script(flag, out_dir)
   child <- processx::process$new(
     file.path(R.home("bin"), "Rscript"), script,
@@ -75,15 +74,40 @@ test_that("an interrupt stops generation, is classed, and leaves the pipeline us
     if (child$is_alive()) child$kill()
     testthat::fail(paste0("The child never started denoising. Its output:\n",
                           child$read_all_output()))
-    return()
+    return(NULL)
   }
   Sys.sleep(0.2)
   steps_at_signal <- as.integer(readLines(flag))
   child$interrupt()
   child$wait(60000)
-  output <- child$read_all_output()
-  expect_false(child$is_alive())
-  expect_identical(child$get_exit_status(), 0L, label = output)
+  list(output = child$read_all_output(), alive = child$is_alive(),
+       status = child$get_exit_status(), steps_at_signal = steps_at_signal)
+}
+
+# reticulate before 1.37 can leave Python broken after an interrupt, so that
+# the next call into Python crashes R (rstudio/reticulate#1601); it is rare
+# and not ours to fix, so that one crash earns a second try, nothing else.
+reticulate_interrupt_crash <- function(res) {
+  utils::packageVersion("reticulate") < "1.37" &&
+    !is.na(output_value(res$output, "CAUGHT")) &&
+    grepl("caught segfault", res$output, fixed = TRUE)
+}
+
+test_that("an interrupt stops generation, is classed, and leaves the pipeline usable", {
+  skip_if_no_python()
+  skip_if_not_installed("processx")
+  skip_on_os("windows") # SIGINT cannot be sent to another process there.
+
+  out_dir <- withr::local_tempdir()
+  res <- interrupt_child(out_dir)
+  if (is.null(res)) return()
+  if (reticulate_interrupt_crash(res)) {
+    res <- interrupt_child(out_dir)
+    if (is.null(res)) return()
+  }
+  output <- res$output
+  expect_false(res$alive)
+  expect_identical(res$status, 0L, label = output)
 
   # The condition has the package's class and is an interrupt for R.
   expect_identical(output_value(output, "CAUGHT"), "rdiffusers_interrupt,interrupt,condition",
@@ -91,7 +115,7 @@ test_that("an interrupt stops generation, is classed, and leaves the pipeline us
   # It stopped soon after the signal, far from the 2000 steps requested.
   steps_at_catch <- as.integer(output_value(output, "STEPS_AT_CATCH"))
   expect_lt(steps_at_catch, 2000L)
-  expect_lt(steps_at_catch - steps_at_signal, 100L)
+  expect_lt(steps_at_catch - res$steps_at_signal, 100L)
 
   # The next call in the same session generates the same image as a clean
   # session does.
