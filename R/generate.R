@@ -23,8 +23,7 @@
 #' and the condition's `images` element holds them as an `sd_images`.
 #' With reticulate older than 1.37, whose interrupt handling can leave Python
 #' in a broken state (rstudio/reticulate#1601), R can on rare occasions
-#' crash at the next call into Python after Ctrl+C: update reticulate where
-#' you can.
+#' crash or hang after Ctrl+C: update reticulate where you can.
 #'
 #' @param prompt Character vector: what to draw, one image set per element.
 #' @param negative_prompt What to avoid: `NULL`, one string, or one per
