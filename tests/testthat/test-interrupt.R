@@ -90,8 +90,9 @@ interrupt_child <- function(out_dir) {
 
 # reticulate before 1.37 can leave R and Python broken after an interrupt
 # (rstudio/reticulate#1601): the child then crashes or hangs instead of
-# finishing. Not ours to fix, so that, and only that, earns a second try;
-# a child that ends normally is judged on its first run.
+# finishing (2 of 5 children in CI runs, about 1 in 50 run directly). Not
+# ours to fix, so that, and only that, earns up to two more tries; a child
+# that ends normally is judged on its first run.
 reticulate_interrupt_crash <- function(res) {
   utils::packageVersion("reticulate") < "1.37" &&
     (res$alive || grepl("caught segfault", res$output, fixed = TRUE))
@@ -105,9 +106,11 @@ test_that("an interrupt stops generation, is classed, and leaves the pipeline us
   out_dir <- withr::local_tempdir()
   res <- interrupt_child(out_dir)
   if (is.null(res)) return()
-  if (reticulate_interrupt_crash(res)) {
+  tries <- 1
+  while (tries < 3 && reticulate_interrupt_crash(res)) {
     res <- interrupt_child(out_dir)
     if (is.null(res)) return()
+    tries <- tries + 1
   }
   output <- res$output
   expect_false(res$alive)
