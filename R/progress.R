@@ -3,7 +3,7 @@
 # Contract with the R core (generate.R, python.R):
 #
 #   p <- progress_start(n_images, steps, show = progress)
-#   res <- with_interrupts(p, function(callback, on_image) py_call("generate", ...))
+#   res <- with_interrupts(p, function(callback) py_call("generate", ...))
 #   progress_done(p)
 #
 # `p$callback` is NULL when nothing is shown, otherwise an R function

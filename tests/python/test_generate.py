@@ -232,13 +232,22 @@ def test_a_coloured_mask_hashes_the_same_when_checked_again(gen, api, picture, t
 
 def test_callback_gets_ints_and_errors_leave_pipeline_usable(gen, cache_dir):
     calls = []
-    gen(seeds=["1", "2"], callback=lambda i, s, t: calls.append((i, s, t)))
+    done = []
+
+    def cb(i, s=None, t=None, result=None):
+        if result is None:
+            calls.append((i, s, t))
+        else:
+            done.append((i, result["meta"]["seed"]))
+
+    gen(seeds=["1", "2"], callback=cb)
     assert calls == [(1, 1, 2), (1, 2, 2), (2, 1, 2), (2, 2, 2)]
+    assert done == [(1, "1"), (2, "2")]
 
     class Interrupt(Exception):
         pass
 
-    def stop(i, s, t):
+    def stop(i, s=None, t=None, result=None):
         raise Interrupt()
 
     entry = pipeline.get_entry("tiny", cache_dir=cache_dir)
@@ -251,31 +260,34 @@ def test_callback_gets_ints_and_errors_leave_pipeline_usable(gen, cache_dir):
     assert sha(gen(seeds=["1"])) == sha(gen(seeds=["1"]))
 
 
-def test_on_image_hands_over_each_image_once_its_file_is_written(gen, tmp_path):
+def test_callback_gets_each_image_once_its_file_is_written(gen, tmp_path):
     import os
     seen = []
 
     def pngs():
         return sorted(f for f in os.listdir(tmp_path) if f.endswith(".png"))
 
-    def on_image(result):
+    def on_image(i, step=None, total=None, result=None):
+        if result is None:
+            return
         # The file is complete when R is told; later images do not exist yet.
         assert os.path.getsize(result["path"]) > 0
         seen.append((result["meta"]["seed"], os.path.basename(result["path"]), pngs()))
 
-    out = gen(seeds=["1", "2", "3"], on_image=on_image)
+    out = gen(seeds=["1", "2", "3"], callback=on_image)
     names = [os.path.basename(r["path"]) for r in out]
     assert [s for s, _, _ in seen] == ["1", "2", "3"]
     assert [n for _, n, _ in seen] == names
     assert [files for _, _, files in seen] == [names[:1], names[:2], names[:3]]
 
     # A failure in it (R could not write the file) ends the batch there.
-    def fail(result):
-        raise OSError("disk full")
+    def fail(i, step=None, total=None, result=None):
+        if result is not None:
+            raise OSError("disk full")
 
     before = pngs()
     with pytest.raises(OSError, match="disk full"):
-        gen(seeds=["1", "2"], on_image=fail)
+        gen(seeds=["1", "2"], callback=fail)
     assert len(pngs()) == len(before) + 1
 
 

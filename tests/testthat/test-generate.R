@@ -231,7 +231,7 @@ test_that("an interrupt inside the step callback becomes an rdiffusers_interrupt
     "def rd_steps(cb):\n    for i in range(3):\n        cb(0, i + 1, 3)\n    return 'done'",
     convert = FALSE
   )
-  steps <- function(callback, on_image) reticulate::py_to_r(main$rd_steps(callback))
+  steps <- function(callback) reticulate::py_to_r(main$rd_steps(callback))
   seen <- 0L
   p <- list(callback = function(image_index, step, total) seen <<- seen + 1L)
   expect_equal(with_interrupts(p, steps), "done")
@@ -244,7 +244,7 @@ test_that("an interrupt inside the step callback becomes an rdiffusers_interrupt
   expect_true(p$interrupted)
   # an ordinary error is passed on, not mistaken for an interrupt
   p$callback <- NULL
-  expect_error(with_interrupts(p, function(cb, on_image) stop("boom")), "boom")
+  expect_error(with_interrupts(p, function(cb) stop("boom")), "boom")
 })
 
 test_that("an output_dir that cannot hold the images fails before generating", {

@@ -122,7 +122,7 @@ def generate(model, prompt, negative_prompt, seeds, out_paths, width, height,
              steps, guidance_scale, task="txt2img", scheduler=None,
              scheduler_config=None, clip_skip=None, strength=None,
              image=None, mask=None, keep_unmasked=True, callback=None,
-             on_image=None, **load_args):
+             **load_args):
     """Generate len(out_paths) images and write each as a pixel-only PNG to
     its out_path.  prompt/negative_prompt/seeds are lists of the same length
     as out_paths (R expands the batch).  Returns one dict per image:
@@ -146,17 +146,19 @@ def generate(model, prompt, negative_prompt, seeds, out_paths, width, height,
     paths; image is resized to width x height, the mask to the image.
     keep_unmasked: paste the input back where the mask is black (exactly).
     callback(image_index, step, total_steps), all ints, image_index and
-    step counted from 1, is called after every step; an error raised in it
-    (an R interrupt arrives as one) ends the call, leaving the pipeline
-    usable.  on_image(result) is called with each image's dict as soon as
-    its PNG is written, so the caller can keep finished images when a
-    later one fails or is interrupted."""
+    step counted from 1, is called after every step, and
+    callback(image_index, result=result) with the image's dict as soon as
+    its PNG is written, so the caller can keep finished images when a later
+    one fails or is interrupted.  An error raised in it (an R interrupt
+    arrives as one) ends the call, leaving the pipeline usable.  One
+    function for both: every R function handed to Python is one more object
+    that reticulate before 1.37 can leave broken after Ctrl+C."""
     return _generate.run(model, prompt, negative_prompt, seeds, out_paths,
                          width, height, steps, guidance_scale, task=task,
                          scheduler=scheduler, scheduler_config=scheduler_config,
                          clip_skip=clip_skip, strength=strength, image=image,
                          mask=mask, keep_unmasked=keep_unmasked,
-                         callback=callback, on_image=on_image, **load_args)
+                         callback=callback, **load_args)
 
 
 def file_sha256(path):

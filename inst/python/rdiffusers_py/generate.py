@@ -58,7 +58,7 @@ def _long_prompt_warnings(pipe, texts):
 def run(model, prompt, negative_prompt, seeds, out_paths, width, height, steps,
         guidance_scale, task="txt2img", scheduler=None, scheduler_config=None,
         clip_skip=None, strength=None, image=None, mask=None, keep_unmasked=True,
-        callback=None, on_image=None, **load_args):
+        callback=None, **load_args):
     import torch
     if task not in _TASKS:
         raise InputError("task must be one of %s, not %r." % (", ".join(_TASKS), task))
@@ -215,8 +215,8 @@ def run(model, prompt, negative_prompt, seeds, out_paths, width, height, steps,
                 }
                 result = {"path": out_paths[i], "meta": meta, "warnings": list(warnings)}
                 results.append(result)
-                if on_image is not None:
-                    on_image(result)
+                if callback is not None:
+                    callback(int(i + 1), result=result)
         finally:
             pipe.scheduler = default_sched
     return results
