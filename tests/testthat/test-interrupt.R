@@ -90,9 +90,9 @@ interrupt_child <- function(out_dir) {
 
 # reticulate before 1.37 can leave R and Python broken after an interrupt
 # (rstudio/reticulate#1601): the child then crashes or hangs instead of
-# finishing (2 of 5 children in CI runs, about 1 in 50 run directly). Not
-# ours to fix, so that, and only that, earns up to two more tries; a child
-# that ends normally is judged on its first run.
+# finishing (2 of 5 CI runs when generation handed Python two R callbacks;
+# see with_interrupts()). Not ours to fix, so that, and only that, earns up
+# to two more tries; a child that ends normally is judged on its first run.
 reticulate_interrupt_crash <- function(res) {
   utils::packageVersion("reticulate") < "1.37" &&
     (res$alive || grepl("caught segfault", res$output, fixed = TRUE))
