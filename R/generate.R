@@ -325,8 +325,8 @@ as_int_or_null <- function(x) if (is.null(x)) NULL else as.integer(x)
 # total)` after every step, so that Ctrl+C stops it, and
 # `callback(image_index, result = result)` after every image, which is passed
 # on to `on_image(result)`. One R function for both: with a second one for the
-# images, test-interrupt.R's child crashed after Ctrl+C in 3 of 79 runs with
-# reticulate 1.28 (none of 84 with one). With reticulate before 1.36 an R
+# images, test-interrupt.R's child crashed after Ctrl+C in 3 of 110 runs with
+# reticulate 1.28, with one in none of 116. With reticulate before 1.36 an R
 # interrupt inside a callback reaches Python as a RuntimeError, so the
 # callback notes it and the error is turned back into an
 # `rdiffusers_interrupt`; newer reticulate delivers a real interrupt, which
@@ -334,30 +334,27 @@ as_int_or_null <- function(x) if (is.null(x)) NULL else as.integer(x)
 with_interrupts <- function(p, run, on_image = NULL) {
   user_cb <- if (is.list(p) || is.environment(p)) p$callback
   interrupted <- FALSE
-  # An R function Python calls: Ctrl+C inside it becomes an error for
+  # The R function Python calls: Ctrl+C inside it becomes an error for
   # Python (so the pipeline unwinds cleanly) and is noted here.
-  guard <- function(f) {
-    function(...) {
-      tryCatch(
-        f(...),
-        interrupt = function(cnd) {
-          interrupted <<- TRUE
-          if (is.environment(p)) p$interrupted <- TRUE
-          stop("Interrupted by the user.", call. = FALSE)
+  callback <- function(image_index, step = NULL, total = NULL, result = NULL) {
+    tryCatch(
+      {
+        if (!is.null(result)) {
+          if (!is.null(on_image)) on_image(result)
+        } else if (is.null(user_cb)) {
+          Sys.sleep(0)
+        } else {
+          user_cb(image_index, step, total)
         }
-      )
-    }
+        TRUE
+      },
+      interrupt = function(cnd) {
+        interrupted <<- TRUE
+        if (is.environment(p)) p$interrupted <- TRUE
+        stop("Interrupted by the user.", call. = FALSE)
+      }
+    )
   }
-  callback <- guard(function(image_index, step = NULL, total = NULL, result = NULL) {
-    if (!is.null(result)) {
-      if (!is.null(on_image)) on_image(result)
-    } else if (is.null(user_cb)) {
-      Sys.sleep(0)
-    } else {
-      user_cb(image_index, step, total)
-    }
-    TRUE
-  })
   tryCatch(
     run(callback),
     error = function(e) {
