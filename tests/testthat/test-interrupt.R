@@ -23,7 +23,11 @@ child_script <- function(flag, out_dir) {
     # the test knows denoising is under way (and how far) when it interrupts.
     suppressMessages(trace(
       "progress_tick",
-      exit = quote(writeLines(as.character(p$calls), .(flag))),
+      # Written whole, then renamed: the test never reads a half-written file.
+      exit = quote({
+        writeLines(as.character(p$calls), .(paste0(flag, ".tmp")))
+        file.rename(.(paste0(flag, ".tmp")), .(flag))
+      }),
       where = asNamespace("rdiffusers"), print = FALSE
     ))
     steps_done <- function() as.integer(readLines(.(flag)))
