@@ -150,9 +150,8 @@ def generate(model, prompt, negative_prompt, seeds, out_paths, width, height,
     callback(image_index, result=result) with the image's dict as soon as
     its PNG is written, so the caller can keep finished images when a later
     one fails or is interrupted.  An error raised in it (an R interrupt
-    arrives as one) ends the call, leaving the pipeline usable.  One
-    function for both: every R function handed to Python is one more object
-    that reticulate before 1.37 can leave broken after Ctrl+C."""
+    arrives as one) ends the call, leaving the pipeline usable (one
+    function for both: see with_interrupts() in R/generate.R)."""
     return _generate.run(model, prompt, negative_prompt, seeds, out_paths,
                          width, height, steps, guidance_scale, task=task,
                          scheduler=scheduler, scheduler_config=scheduler_config,
