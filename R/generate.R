@@ -226,6 +226,10 @@ sd_run <- function(task, prompt, negative_prompt = NULL, model = sd_default_mode
     saved[[length(saved) + 1L]] <<- new_sd_image(final, meta)
   }
   on.exit(if (!finished) note_saved(saved, n_images), add = TRUE)
+  # Also after a stop: they may concern the images kept.
+  on.exit(for (w in warns) {
+    cli::cli_warn("{w}", class = "rdiffusers_warning", call = call)
+  }, add = TRUE)
   tryCatch(
     with_interrupts(p, function(callback) {
       rlang::exec(py_call, "generate", !!!args, callback = callback, call = call)
@@ -235,9 +239,6 @@ sd_run <- function(task, prompt, negative_prompt = NULL, model = sd_default_mode
       signal_sd_interrupt(cnd$parent, images = new_sd_images(saved))
     }
   )
-  for (w in warns) {
-    cli::cli_warn("{w}", class = "rdiffusers_warning", call = call)
-  }
   finished <- TRUE
   if (length(saved) == 1) saved[[1]] else new_sd_images(saved)
 }

@@ -294,6 +294,18 @@ test_that("images finished before an interrupt are saved and carried by the cond
                        output_dir = withr::local_tempdir(), progress = FALSE)
   expect_identical(got$images[[2]]$meta$pixel_sha256, alone$meta$pixel_sha256)
   expect_identical(png_read_meta(got$images[[2]]$path)$pixel_sha256, alone$meta$pixel_sha256)
+  # A warning about the images kept (here: a prompt too long for CLIP) is
+  # still given after the stop.
+  long <- paste(rep("a very detailed painting of a cat", 20), collapse = ", ")
+  expect_warning(
+    expect_message(
+      tryCatch(sd_generate(long, width = 64, height = 64, steps = 2, seed = 1, n = 3,
+                           output_dir = withr::local_tempdir(), progress = FALSE),
+               rdiffusers_interrupt = identity),
+      "2 of 3 images finished", class = "rdiffusers_message"
+    ),
+    "reads only the first 77", class = "rdiffusers_warning"
+  )
 })
 
 test_that("n is capped, and a preset's steps always run one step at any strength", {
