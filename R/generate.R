@@ -245,14 +245,18 @@ sd_run <- function(task, prompt, negative_prompt = NULL, model = sd_default_mode
 
 # After an error or interrupt part-way through a batch: which images were
 # finished and saved.
-note_saved <- function(saved, n_images) {
+# Up to 10 paths are listed; a longer list ends with how many more there are.
+note_saved <- function(saved, n_images, what = "image") {
   if (!length(saved)) {
     return(invisible())
   }
   paths <- vapply(saved, function(img) img$path, "")
+  shown <- utils::head(paths, 10)
+  more <- length(paths) - length(shown)
   cli::cli_inform(c(
-    "!" = "{length(saved)} of {n_images} image{?s} finished before the stop and {?is/are} saved:",
-    stats::setNames(paths, rep(" ", length(paths)))
+    "!" = "{length(saved)} of {n_images} {what}{cli::qty(n_images)}{?s} finished before the stop and {cli::qty(length(saved))}{?is/are} saved:",
+    stats::setNames(shown, rep(" ", length(shown))),
+    if (more > 0) c(" " = "... and {more} more in {.file {dirname(paths[[1]])}}.")
   ), class = "rdiffusers_message")
 }
 

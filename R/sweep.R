@@ -10,6 +10,11 @@
 #' so `png_read_meta()` tells what each cell shows; each cell is an ordinary
 #' generated PNG with its own metadata.
 #'
+#' Ctrl+C or an error stops the sweep without drawing the grid; the cells
+#' made before the stop stay in `output_dir`, a message says how many, and
+#' the `rdiffusers_interrupt` condition's `images` element holds them (see
+#' "Interrupting" in [sd_generate()]).
+#'
 #' A setting left `NULL` takes the model's default (for `seed`: one random
 #' seed, the same for every cell, so only the other settings vary).
 #'
@@ -120,7 +125,11 @@ sd_sweep <- function(prompt, seed = NULL, guidance_scale = NULL, steps = NULL,
   }
   started <- Sys.time()
   images <- vector("list", n)
-  for (i in seq_len(n)) {
+  done <- 0L
+  # Stopped part-way (Ctrl+C or an error): the cells made so far stay in
+  # output_dir, and an interrupt's condition carries them all.
+  on.exit(if (done < n) note_saved(images[seq_len(done)], n, what = "sweep image"), add = TRUE)
+  tryCatch(for (i in seq_len(n)) {
     idx <- c(grid$c[[i]], grid$b[[i]], grid$a[[i]])
     names(idx) <- c(col_axis, row_axes[[2]], row_axes[[1]])
     value <- function(axis) {
@@ -133,6 +142,8 @@ sd_sweep <- function(prompt, seed = NULL, guidance_scale = NULL, steps = NULL,
       dots,
       list(output_dir = output_dir, progress = FALSE)
     ))
+    images[[i]] <- img
+    done <- i
     if (i == 1) {
       # Checked now if the size was not given: before the other cells run.
       check_grid(img$meta$width, img$meta$height)
@@ -142,9 +153,13 @@ sd_sweep <- function(prompt, seed = NULL, guidance_scale = NULL, steps = NULL,
         if (is.null(axes[[axis]])) axes[[axis]] <- list(img$meta[[axis]])
       }
     }
-    images[[i]] <- img
     if (identical(mode, "bar")) cli::cli_progress_update()
-  }
+  }, rdiffusers_interrupt = function(cnd) {
+    # A cell stopped after its image was saved carries it.
+    images[done + seq_along(cnd$images)] <<- unclass(cnd$images)
+    done <<- done + length(cnd$images)
+    signal_sd_interrupt(cnd$parent, images = new_sd_images(images[seq_len(done)]))
+  })
   images <- structure(images, class = "sd_images")
 
   cells <- data.frame(

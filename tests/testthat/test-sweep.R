@@ -29,11 +29,43 @@ test_that("a grid too large for the model's size stops after the first cell", {
   skip_if_no_python()
   out <- withr::local_tempdir()
   # The tiny model's size (64 x 64) is known once its first image is made.
-  expect_error(sd_sweep("a", model = "tiny", seed = 1:2, guidance_scale = 1:600, steps = 1,
-                        output_dir = out, progress = FALSE),
-               "png device", class = "rdiffusers_error_input")
+  expect_message(
+    expect_error(sd_sweep("a", model = "tiny", seed = 1:2, guidance_scale = 1:600, steps = 1,
+                          output_dir = out, progress = FALSE),
+                 "png device", class = "rdiffusers_error_input"),
+    "1 of 1200 sweep images finished before the stop and is saved", class = "rdiffusers_message"
+  )
   expect_length(list.files(out, pattern = "^sd-"), 1)
   expect_length(list.files(out, pattern = "^sweep-"), 0)
+})
+
+test_that("a stopped sweep keeps its finished cells and draws no grid", {
+  skip_if_no_python()
+  out <- withr::local_tempdir()
+  real_start <- progress_start
+  calls <- 0
+  local_ns_mock(progress_start = function(...) {
+    p <- real_start(...)
+    calls <<- calls + 1
+    # Ctrl+C during the third cell's first step.
+    if (calls == 3) p$callback <- function(image_index, step, total) rlang::interrupt()
+    p
+  })
+  expect_message(
+    got <- tryCatch(
+      sd_sweep("a lighthouse", model = "tiny", seed = 1:2, guidance_scale = c(1, 9), steps = 2,
+               width = 64, height = 64, output_dir = out, progress = FALSE),
+      rdiffusers_interrupt = identity
+    ),
+    "2 of 4 sweep images finished", class = "rdiffusers_message"
+  )
+  expect_s3_class(got, "rdiffusers_interrupt")
+  expect_s3_class(got$images, "sd_images")
+  # The first row: guidance 1 and 9 with seed 1.
+  expect_equal(vapply(got$images, function(img) img$meta$guidance_scale, 0), c(1, 9))
+  expect_equal(vapply(got$images, function(img) img$meta$seed, 0), c(1, 1))
+  expect_setequal(normalizePath(list.files(out, all.files = TRUE, no.. = TRUE, full.names = TRUE)),
+                  normalizePath(vapply(got$images, function(img) img$path, "")))
 })
 
 test_that("a sweep renders every combination into one labelled grid", {
