@@ -28,7 +28,9 @@ r_fresh <- function(fun, python, reticulate_python = "") {
   environment(fun) <- globalenv()  # ship the function, not the test's frame
   callr::r(
     function(pkg, fun) {
-      if (file.exists(file.path(pkg, "DESCRIPTION"))) {
+      # A source tree has R/*.R files; an installed package (R CMD check,
+      # covr) has a DESCRIPTION there too, but no sources.
+      if (length(list.files(file.path(pkg, "R"), pattern = "[.]R$"))) {
         pkgload::load_all(pkg, helpers = FALSE, quiet = TRUE, export_all = FALSE)
       } else {
         library(rdiffusers)
