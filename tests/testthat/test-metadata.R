@@ -242,7 +242,12 @@ test_that("other tools' files are recognised and their settings read", {
          list(seed = 2980747362, steps = 50L, width = 512L, height = 768L, sampler = "k_lms")),
     list(ot("NovelAI", "novelai1_cropped.png"), "novelai",
          list(prompt = "masterpiece, best quality,  cat, space, icon", seed = 2253955223,
-              steps = 50L, guidance_scale = 10, sampler = "k_euler_ancestral"))
+              steps = 50L, guidance_scale = 10, sampler = "k_euler_ancestral")),
+    # A1111's infotext in a WebP's EXIF UserComment, in a big-endian EXIF block.
+    list(fixture("hand-written", "a1111_exif_bigendian.webp"), "a1111",
+         list(prompt = "a red fox in the snow", negative_prompt = "blurry", seed = 12345,
+              steps = 20L, guidance_scale = 7, width = 512L, height = 512L,
+              model = "fox_model", sampler = "Euler a"))
   )
   for (case in cases) {
     meta <- png_read_meta(case[[1]])
