@@ -270,6 +270,17 @@ def test_pickle_checkpoint_needs_trust(api, tmp_path):
         api.load_pipeline(str(ckpt))
 
 
+def test_a_file_that_is_not_a_weights_file_is_refused_before_trust(api, tmp_path):
+    """An image given as the model is not offered trusted=True, which would
+    only hand it to torch.load()."""
+    png = tmp_path / "photo.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n")
+    for trusted in (False, True):
+        with pytest.raises(ModelError, match="not a model file") as err:
+            api.load_pipeline(str(png), trusted=trusted)
+        assert "model_index.json" in str(err.value)
+
+
 def test_trust_in_a_pickle_checkpoint_is_given_to_its_content(api, cache_dir, tmp_path,
                                                               monkeypatch):
     """Trusted once, the same bytes load again in the session without

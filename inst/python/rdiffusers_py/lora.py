@@ -26,16 +26,12 @@ import os
 import re
 
 from .errors import InputError, LoraError
-from .pipeline import file_sha256, quiet_logs
+from .pipeline import PICKLE_EXTENSIONS, SAFE_EXTENSIONS, file_sha256, quiet_logs
 
 __all__ = [
     "load_lora", "unload_lora", "list_loras", "set_lora_scales", "describe",
     "make_test_lora", "make_non_lora_file",
 ]
-
-SAFE_EXTENSIONS = (".safetensors",)
-PICKLE_EXTENSIONS = (".bin", ".ckpt", ".pt", ".pth", ".pkl")
-
 
 
 def _lora_error(msg):

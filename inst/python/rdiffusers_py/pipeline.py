@@ -31,6 +31,11 @@ _HASHES = {}                    # ([kind,] path, size, mtime) -> sha256 hex
 _KINDS = {}                     # (path, size, mtime) -> checkpoint kind; ("config", id) -> class
 _TRUSTED = set()                # revisions of pickle checkpoints loaded with trusted=True
 
+# Weight files (checkpoints and LoRAs): safetensors, or pickle formats, which
+# can run code when read and so need trusted=True.
+SAFE_EXTENSIONS = (".safetensors",)
+PICKLE_EXTENSIONS = (".bin", ".ckpt", ".pt", ".pth", ".pkl")
+
 _FAMILY_CLASSES = {
     "sd15": "StableDiffusionPipeline",
     "sdxl": "StableDiffusionXLPipeline",
@@ -413,6 +418,13 @@ def _resolve(model, revision, variant, config, cache_dir, local_files_only, sing
         path = os.path.abspath(expanded)
         if not os.path.isfile(path):
             raise ModelError("Checkpoint file %s does not exist." % path)
+        if not path.lower().endswith(SAFE_EXTENSIONS + PICKLE_EXTENSIONS):
+            # An image or other file given by mistake: trusted = TRUE would
+            # only hand it to torch.load().
+            raise ModelError(
+                "%s is not a model file: a checkpoint is a %s file (or a pickle %s file, with "
+                "trusted = TRUE), and a diffusers model is a directory with model_index.json."
+                % (path, SAFE_EXTENSIONS[0], "/".join(PICKLE_EXTENSIONS)))
         revision = content_revision(path)  # reads bytes; unpickles nothing
         if not path.endswith(".safetensors"):
             # Trust is given to the file's content, once per session: later
