@@ -217,10 +217,8 @@ image_file_info <- function(path, dir, what, arg, call) {
     abort_input("{.arg {arg}} must be a single file path, not {.obj_type_friendly {path}}.",
                 call = call)
   }
-  if (!file.exists(path) || dir.exists(path)) {
-    sd_abort("{.arg {arg}} file {.file {path}} does not exist.",
-             class = c("rdiffusers_error_input", "rdiffusers_error_file"), call = call)
-  }
+  check_file_exists(path, sprintf("{.arg %s} file", arg),
+                    class = c("rdiffusers_error_input", "rdiffusers_error_file"), call = call)
   path <- normalizePath(path, winslash = "/", mustWork = TRUE)
   size <- image_file_size(path)
   if (!is.null(size)) {

@@ -168,10 +168,8 @@ check_lora_path <- function(path, trusted, arg = caller_arg(path), call = caller
     abort_input("{.arg trusted} must be {.code TRUE} or {.code FALSE}, not {.obj_type_friendly {trusted}}.",
                 call = call)
   }
-  if (!file.exists(path) || dir.exists(path)) {
-    sd_abort("LoRA file {.file {path}} does not exist.",
-             class = c("rdiffusers_error_lora", "rdiffusers_error_input"), call = call)
-  }
+  check_file_exists(path, "LoRA file", class = c("rdiffusers_error_lora", "rdiffusers_error_input"),
+                    call = call)
   ext <- tolower(tools::file_ext(path))
   if (ext %in% lora_pickle_ext && !trusted) {
     sd_abort(

@@ -82,10 +82,7 @@ png_write_meta <- function(x, path, meta = NULL, overwrite = FALSE) {
   if (!is.null(meta)) {
     check_meta(meta)
   }
-  if (!file.exists(src$path) || dir.exists(src$path)) {
-    sd_abort("Image file {.file {src$path}} does not exist.",
-             class = "rdiffusers_error_file")
-  }
+  check_file_exists(src$path, "Image file", class = "rdiffusers_error_file")
   if (file.exists(path) && !overwrite) {
     abort_exists(path, call = environment())
   }
@@ -412,10 +409,7 @@ png_read_meta <- function(path, format = "auto") {
   if (!rlang::is_string(format) || !format %in% formats) {
     abort_input("{.arg format} must be one of {.or {.val {formats}}}, not {.obj_type_friendly {format}}.")
   }
-  if (!file.exists(path) || dir.exists(path)) {
-    sd_abort("Image file {.file {path}} does not exist.",
-             class = "rdiffusers_error_file")
-  }
+  check_file_exists(path, "Image file", class = "rdiffusers_error_file")
   con <- file(path, "rb")
   head <- readBin(con, "raw", 16)
   close(con)

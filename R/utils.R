@@ -58,6 +58,16 @@ check_flag <- function(x, arg = caller_arg(x), call = caller_env()) {
   invisible(x)
 }
 
+# Stops unless `path` is an existing file. `what` is how the message names
+# it, a cli template (e.g. "LoRA file").
+check_file_exists <- function(path, what, class, call = caller_env()) {
+  problem <- if (dir.exists(path)) "is a directory, not a file" else if (!file.exists(path)) "does not exist"
+  if (!is.null(problem)) {
+    sd_abort(paste0(what, " {.file {path}} ", problem, "."), class = class, call = call)
+  }
+  invisible(path)
+}
+
 # Whether a file can be created in `dir`, found by creating one: permission
 # bits do not tell (root, read-only mounts, /proc).
 dir_writable <- function(dir) {

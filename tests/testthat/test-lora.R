@@ -6,6 +6,7 @@ test_that("LoRA arguments are checked in R before Python starts", {
                class = "rdiffusers_error_lora")
   expect_error(sd_load_lora(file.path(tempdir(), "absent.safetensors")),
                class = "rdiffusers_error_input")
+  expect_error(sd_load_lora(tempdir()), "is a directory", class = "rdiffusers_error_lora")
   expect_error(sd_load_lora(pickle), class = "rdiffusers_error_lora")
   expect_error(sd_load_lora(txt), class = "rdiffusers_error_lora")
   expect_error(sd_load_lora(lora, scale = NA), class = "rdiffusers_error_input")

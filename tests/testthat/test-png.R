@@ -96,7 +96,11 @@ test_that("non-PNG, empty and missing files give classed errors", {
   expect_error(png_read_meta(not_png), class = "rdiffusers_error_file")
   expect_error(png_read_meta(fixture("other-tools", "bad_images", "empty_file.png")),
                class = "rdiffusers_error_file")
-  expect_error(png_read_meta(tempfile()), class = "rdiffusers_error_file")
+  expect_error(png_read_meta(tempfile()), "does not exist", class = "rdiffusers_error_file")
+  expect_error(png_read_meta(tempdir()), "is a directory, not a file",
+               class = "rdiffusers_error_file")
+  expect_error(png_write_meta(tempdir(), tempfile(fileext = ".png"), meta = list(a = 1)),
+               "is a directory", class = "rdiffusers_error_file")
   expect_error(png_write_meta(not_png, tempfile(fileext = ".png"), meta = list(a = 1)),
                class = "rdiffusers_error_file")
 })
