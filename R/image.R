@@ -56,6 +56,32 @@ new_sd_images <- function(images = list()) {
 #' @export
 is_sd_image <- function(x) inherits(x, "sd_image")
 
+# For arguments that take one image: an sd_images holding one is that image
+# (`imgs[1]` where `imgs[[1]]` was meant); a longer one is an error.
+one_image <- function(x, arg = caller_arg(x), call = caller_env()) {
+  if (!inherits(x, "sd_images")) {
+    return(x)
+  }
+  if (length(x) != 1) {
+    abort_input(
+      c("{.arg {arg}} must be one image, not an {.cls sd_images} of {length(x)}.",
+        i = "Pick one with {.code [[ ]]}, e.g. {.code imgs[[1]]}."),
+      call = call
+    )
+  }
+  x[[1]]
+}
+
+# A path argument that may also be given as an image object (its file).
+image_path <- function(x, arg = caller_arg(x), call = caller_env()) {
+  x <- one_image(x, arg = arg, call = call)
+  if (is_sd_image(x)) {
+    return(x$path)
+  }
+  check_string(x, arg = arg, call = call)
+  x
+}
+
 #' @export
 `[.sd_images` <- function(x, i) {
   if (missing(i)) return(x)

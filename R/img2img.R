@@ -177,6 +177,7 @@ default_size <- function(input, width, height) {
 # Turns any supported image form into list(path, width, height): a PNG or
 # JPEG file that Python reads. Files already in PNG/JPEG are used in place.
 as_image_file <- function(x, dir, what = "image", arg = what, call = caller_env()) {
+  x <- one_image(x, arg = arg, call = call)
   if (is_sd_image(x)) {
     x <- x$path
   }

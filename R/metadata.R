@@ -380,7 +380,7 @@ decode_double <- function(e) {
 #' checksum, invalid UTF-8 or more than 8 MiB of (decompressed) text are
 #' skipped with a warning of class `rdiffusers_warning_metadata`.
 #'
-#' @param path Path of a PNG, JPEG or WebP file.
+#' @param path Path of a PNG, JPEG or WebP file, or an `sd_image`.
 #' @param format How to interpret the metadata: `"auto"` (the default) picks
 #'   the best source; `"rdiffusers"`, `"a1111"`, `"comfyui"`, `"invokeai"`,
 #'   `"novelai"`, `"fooocus"`, `"swarmui"` or `"text"` (plain text chunks)
@@ -403,7 +403,7 @@ decode_double <- function(e) {
 #' m
 #' identical(as.list(m), meta)
 png_read_meta <- function(path, format = "auto") {
-  check_string(path)
+  path <- image_path(path)
   formats <- c("auto", "rdiffusers", "a1111", "comfyui", "invokeai", "novelai", "fooocus",
                "swarmui", "text", "raw")
   if (!rlang::is_string(format) || !format %in% formats) {

@@ -19,7 +19,7 @@
 #' regenerated as a whole (an error says so); its cells, listed in its
 #' metadata, are ordinary images.
 #'
-#' @param path Path of a PNG written by rdiffusers.
+#' @param path Path of a PNG written by rdiffusers, or an `sd_image`.
 #' @param ... Settings to change, named like [sd_generate()]'s arguments
 #'   (`steps`, `guidance_scale`, `width`, `height`, `scheduler`, `seed`,
 #'   `prompt`, `negative_prompt`, `strength`, `clip_skip`, `device`, `dtype`,
@@ -43,11 +43,11 @@
 #' @examplesIf rdiffusers::sd_available()
 #' img <- sd_generate("a lighthouse", model = "tiny", steps = 2,
 #'                    width = 64, height = 64, seed = 7)
-#' sd_reproduce(img$path)
+#' sd_reproduce(img$path)             # or sd_reproduce(img)
 #' sd_reproduce(img$path, steps = 3)   # an override: pixels differ
 sd_reproduce <- function(path, ..., image = NULL, mask = NULL,
                          output_dir = sd_output_dir(), progress = NULL, trusted = FALSE) {
-  check_string(path)
+  path <- image_path(path)
   check_flag(trusted)
   meta <- png_read_meta(path)
   if (!identical(attr(meta, "tool"), "rdiffusers") || is.null(meta$task)) {

@@ -27,6 +27,10 @@ test_that("image inputs of every form become PNG files of the right size", {
   expect_identical(c(p$width, p$height), c(40L, 24L))
   img <- structure(list(path = f$path, meta = list()), class = "sd_image")
   expect_identical(as_image_file(img, dir)$path, p$path)
+  # imgs[1] where imgs[[1]] was meant is that image; two images are not one.
+  expect_identical(as_image_file(new_sd_images(list(img)), dir)$path, p$path)
+  expect_error(as_image_file(new_sd_images(list(img, img)), dir), "one image, not an <sd_images> of 2",
+               class = "rdiffusers_error_input")
 
   # Logical masks: TRUE = repaint = white.
   m <- matrix(FALSE, 16, 8)

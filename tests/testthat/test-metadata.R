@@ -5,6 +5,11 @@ test_that("rdiffusers metadata round-trips exactly, types included", {
   png_write_meta(src, out, meta = meta)
   expect_identical(as.list(png_read_meta(out)), meta)
   expect_identical(attr(png_read_meta(out), "tool"), "rdiffusers")
+  # An sd_image stands for its file.
+  img <- new_sd_image(out, meta)
+  expect_identical(png_read_meta(img), png_read_meta(out))
+  expect_identical(png_read_meta(new_sd_images(list(img))), png_read_meta(out))
+  expect_error(png_read_meta(new_sd_images(list(img, img))), class = "rdiffusers_error_input")
 })
 
 test_that("tricky values survive: numbers as text, NA of each type, 17-digit doubles, 64-bit seeds", {

@@ -15,7 +15,9 @@ test_that("sd_reproduce() regenerates tiny SD1.5, SDXL and SD3 images bit-identi
 test_that("a scheduler given by A1111 name is rebuilt from its recorded config", {
   skip_if_no_python()
   img <- tiny_image(scheduler = "DPM++ 2M Karras")
-  out <- sd_reproduce(img$path, output_dir = withr::local_tempdir())
+  # The sd_image itself stands for its file.
+  out <- sd_reproduce(img, output_dir = withr::local_tempdir())
+  expect_identical(out$original, img$path)
   expect_true(out$identical)
   expect_identical(out$image$meta$scheduler_config, img$meta$scheduler_config)
 })
