@@ -101,6 +101,7 @@ png_write_meta <- function(x, path, meta = NULL, overwrite = FALSE) {
 # Where the pixels come from: list(path, meta, tmp) where tmp says whether
 # path is a temporary file we made (and must delete).
 meta_source_path <- function(x, call = caller_env()) {
+  x <- one_image(x, arg = "x", call = call)
   if (inherits(x, "sd_image")) {
     return(list(path = x$path, meta = x$meta, tmp = FALSE))
   }

@@ -10,6 +10,9 @@ test_that("rdiffusers metadata round-trips exactly, types included", {
   expect_identical(png_read_meta(img), png_read_meta(out))
   expect_identical(png_read_meta(new_sd_images(list(img))), png_read_meta(out))
   expect_error(png_read_meta(new_sd_images(list(img, img))), class = "rdiffusers_error_input")
+  again <- withr::local_tempfile(fileext = ".png")
+  png_write_meta(new_sd_images(list(img)), again)
+  expect_identical(as.list(png_read_meta(again)), meta)
 })
 
 test_that("tricky values survive: numbers as text, NA of each type, 17-digit doubles, 64-bit seeds", {
