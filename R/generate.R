@@ -134,6 +134,10 @@ sd_run <- function(task, prompt, negative_prompt = NULL, model = sd_default_mode
   check_string(output_dir, arg = "output_dir", call = call)
   check_string(scheduler, allow_null = TRUE, arg = "scheduler", call = call)
   check_string(model, arg = "model", call = call)
+  # Same default as sd_load_model(), so both find the same cached pipeline;
+  # checked here too, since the option bypasses check_dots_load().
+  load_args$optimize <- load_args$optimize %||% getOption("rdiffusers.optimize", "auto")
+  check_string(load_args$optimize, arg = "optimize", call = call)
   # Checks that need Python's lists of models and schedulers.
   check_model(model, call = call)
   check_scheduler(scheduler, call = call)
@@ -187,8 +191,6 @@ sd_run <- function(task, prompt, negative_prompt = NULL, model = sd_default_mode
   finished <- FALSE   # an error or interrupt after the last step is a failure too
   on.exit(progress_done(p, ok = finished), add = TRUE)
 
-  # Same default as sd_load_model(), so both find the same cached pipeline.
-  load_args$optimize <- load_args$optimize %||% getOption("rdiffusers.optimize", "auto")
   clip_skip <- load_args$clip_skip
   load_args$clip_skip <- NULL
   args <- c(

@@ -23,7 +23,15 @@ sd_default_model <- function() {
 #' @rdname sd_default_model
 #' @export
 sd_cache_dir <- function() {
-  getOption("rdiffusers.cache_dir", tools::R_user_dir("rdiffusers", "cache"))
+  dir <- getOption("rdiffusers.cache_dir", tools::R_user_dir("rdiffusers", "cache"))
+  if (!rlang::is_string(dir) || !nzchar(dir)) {
+    abort_input("Option {.code rdiffusers.cache_dir} must be a folder path, not {.obj_type_friendly {dir}}.")
+  }
+  if (file.exists(dir) && !dir.exists(dir)) {
+    sd_abort("Option {.code rdiffusers.cache_dir} is {.file {dir}}, a file, not a folder.",
+             class = "rdiffusers_error_file")
+  }
+  dir
 }
 
 #' Load a Stable Diffusion pipeline

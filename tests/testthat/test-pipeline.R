@@ -5,6 +5,19 @@ test_that("default model and cache dir follow options", {
   withr::local_options(rdiffusers.model = "sd15", rdiffusers.cache_dir = "/x/y")
   expect_equal(sd_default_model(), "sd15")
   expect_equal(sd_cache_dir(), "/x/y")
+  # A bad option is an R error, not a Python one when a model is loaded.
+  withr::local_options(rdiffusers.cache_dir = 3)
+  expect_error(sd_cache_dir(), "rdiffusers.cache_dir", class = "rdiffusers_error_input")
+  withr::local_options(rdiffusers.cache_dir = withr::local_tempfile(lines = "x"))
+  expect_error(sd_cache_dir(), "a file, not a folder", class = "rdiffusers_error_file")
+})
+
+test_that("the optimize option is checked like the argument", {
+  withr::local_options(rdiffusers.optimize = NA)
+  # NA would reach Python as True with reticulate 1.28.
+  expect_error(sd_generate("a cat", output_dir = withr::local_tempdir()), "`optimize`",
+               class = "rdiffusers_error_input")
+  expect_error(sd_load_model("tiny"), "`optimize`", class = "rdiffusers_error_input")
 })
 
 test_that("load options are checked in R", {
