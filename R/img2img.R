@@ -105,9 +105,7 @@ sd_inpaint <- function(image, mask, prompt, strength = NULL, keep_unmasked = TRU
                        output_dir = sd_output_dir(), ..., progress = NULL) {
   load_args <- check_dots_load(...)
   strength <- check_strength(strength)
-  if (!is.logical(keep_unmasked) || length(keep_unmasked) != 1 || is.na(keep_unmasked)) {
-    abort_input("{.arg keep_unmasked} must be {.code TRUE} or {.code FALSE}, not {.obj_type_friendly {keep_unmasked}}.")
-  }
+  check_flag(keep_unmasked)
   tmp_dir <- new_image_dir()
   on.exit(unlink(tmp_dir, recursive = TRUE), add = TRUE)
   input <- as_image_file(image, tmp_dir, what = "image")
