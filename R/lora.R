@@ -164,10 +164,7 @@ lora_pickle_ext <- c("bin", "ckpt", "pt", "pth", "pkl")
 
 check_lora_path <- function(path, trusted, arg = caller_arg(path), call = caller_env()) {
   check_string(path, arg = arg, call = call)
-  if (!is.logical(trusted) || length(trusted) != 1 || is.na(trusted)) {
-    abort_input("{.arg trusted} must be {.code TRUE} or {.code FALSE}, not {.obj_type_friendly {trusted}}.",
-                call = call)
-  }
+  check_flag(trusted, arg = "trusted", call = call)
   check_file_exists(path, "LoRA file", class = c("rdiffusers_error_lora", "rdiffusers_error_input"),
                     call = call)
   ext <- tolower(tools::file_ext(path))
