@@ -194,10 +194,10 @@ def test_bad_names_and_unknown_adapters_are_input_errors(entry, files):
         lora._entry_load(entry, files["a"], adapter_name="has.dot")
     with pytest.raises(errors.InputError, match="torch modules use"):
         lora._entry_load(entry, files["a"], adapter_name="train")
-    with pytest.raises(errors.InputError):
+    with pytest.raises(errors.InputError, match=r"No LoRA named 'nope' is loaded \(loaded: none\)"):
         lora._entry_unload(entry, "nope")
-    with pytest.raises(errors.InputError):
-        lora._entry_set_scales(entry, {"nope": 1.0})
+    with pytest.raises(errors.InputError, match="No LoRAs named 'nope', 'nix' are loaded"):
+        lora._entry_set_scales(entry, {"nope": 1.0, "nix": 0.5})
 
 
 def test_default_adapter_names_are_identifiers():

@@ -47,9 +47,15 @@ def _get_entry(model, load_args, load=True):
     return pipeline.get_entry(model, load=load, **load_args)
 
 
+def _no_lora_named(names, why):
+    """The error for LoRA names that are not loaded; `why` ends the sentence."""
+    listed = ", ".join(repr(n) for n in names)
+    head = ("No LoRA named %s is loaded" if len(names) == 1 else "No LoRAs named %s are loaded")
+    return _input_error(head % listed + why)
+
+
 def _not_loaded(model, names):
-    return _input_error(f"No LoRA named {', '.join(repr(n) for n in names)} is loaded: "
-                        f"model {model!r} is not loaded (with these settings).")
+    return _no_lora_named(names, f": model {model!r} is not loaded (with these settings).")
 
 
 def _loras(entry):
@@ -300,10 +306,8 @@ def _entry_unload(entry, adapter_name=None):
             names = [adapter_name] if isinstance(adapter_name, str) else list(adapter_name)
             unknown = [n for n in names if n not in {l["name"] for l in loras}]
             if unknown:
-                raise _input_error(
-                    f"No LoRA named {', '.join(repr(n) for n in unknown)} is loaded "
-                    f"(loaded: {', '.join(l['name'] for l in loras) or 'none'})."
-                )
+                raise _no_lora_named(
+                    unknown, f" (loaded: {', '.join(l['name'] for l in loras) or 'none'}).")
         if not _adapter_set(pipe) and not loras:
             return []
         _unfuse(pipe)
@@ -326,10 +330,7 @@ def _entry_set_scales(entry, scales):
         known = {l["name"]: l for l in loras}
         unknown = [n for n in scales if n not in known]
         if unknown:
-            raise _input_error(
-                f"No LoRA named {', '.join(repr(n) for n in unknown)} is loaded "
-                f"(loaded: {', '.join(known) or 'none'})."
-            )
+            raise _no_lora_named(unknown, f" (loaded: {', '.join(known) or 'none'}).")
         _set_scales(entry.pipe, loras, scales)
         return [dict(l) for l in loras]
 
