@@ -32,7 +32,10 @@ meta_plain_keys <- c("negative_prompt", "seed", "steps", "guidance_scale",
 #' * `rdiffusers`: one JSON document in which every value is tagged with its R
 #'   type, so [png_read_meta()] returns exactly the list that was written
 #'   (integers stay integers, doubles keep all 17 significant digits, `NA`,
-#'   `NULL`, vectors and nested lists survive).
+#'   `NULL`, vectors and nested lists survive). Values must be plain vectors
+#'   or lists (names allowed): dates, matrices and data frames, which would
+#'   come back as something else, are refused; factors are stored as their
+#'   labels (character).
 #' * `parameters`: the settings in AUTOMATIC1111's format, so A1111's PNG Info,
 #'   Civitai and other readers show them.
 #' * `Software`, `Description` (the prompt) and one plain chunk for each of

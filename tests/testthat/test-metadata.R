@@ -398,6 +398,10 @@ test_that("values that would not round-trip, bad formats and folders are classed
                  class = "rdiffusers_error_input")
   }
   expect_false(file.exists(out))
+  # A factor is kept as its labels.
+  png_write_meta(src, out, meta = list(style = factor(c("oil", "ink", "oil"))))
+  expect_identical(png_read_meta(out)$style, c("oil", "ink", "oil"))
+  unlink(out)
   for (f in list("xmp", NA, c("auto", "raw"), 1)) {
     expect_error(png_read_meta(src, format = f), class = "rdiffusers_error_input")
   }
