@@ -150,7 +150,8 @@ loras_df <- function(records) {
 }
 
 abort_not_loaded <- function(adapter_name, model, call = caller_env()) {
-  abort_input("No LoRA named {.val {adapter_name}} is loaded: model {.val {model}} is not loaded.",
+  n <- length(adapter_name)
+  abort_input("No LoRA{cli::qty(n)}{?s} named {.val {adapter_name}} {cli::qty(n)}{?is/are} loaded: model {.val {model}} is not loaded.",
               call = call)
 }
 

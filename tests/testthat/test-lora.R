@@ -32,6 +32,8 @@ test_that("listing and unloading LoRAs, listing and freeing models never start P
            pipelines = nrow(rdiffusers::sd_pipelines()),
            freed = c(rdiffusers::sd_free("tiny"), rdiffusers::sd_free()),
            class = c(class(unload), class(scale)),
+           two = conditionMessage(tryCatch(rdiffusers::sd_unload_lora(c("a", "b"), model = "tiny"),
+                                           error = identity)),
            started = reticulate::py_available(initialize = FALSE))
     }
   )
@@ -40,6 +42,7 @@ test_that("listing and unloading LoRAs, listing and freeing models never start P
   expect_identical(res$pipelines, 0L)
   expect_identical(res$freed, c(0L, 0L))
   expect_identical(sum(res$class == "rdiffusers_error_input"), 2L)
+  expect_match(res$two, "No LoRAs named .* are loaded")
   expect_false(res$started)
 })
 
