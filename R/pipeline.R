@@ -335,6 +335,19 @@ check_model <- function(model, arg = caller_arg(model), call = caller_env()) {
 load_arg_names <- c("revision", "device", "dtype", "variant", "config", "optimize")
 
 # Validates load options (named list) and returns them ready for Python.
+# The fast-path modes of optimize.py's MODES, plus "auto" (a test keeps
+# them in step), so a misspelt mode fails before Python starts.
+optimize_modes <- c("auto", "none", "channels_last", "bf16", "fp16", "bf16-compile")
+
+check_optimize <- function(x, call = caller_env()) {
+  check_string(x, arg = "optimize", call = call)
+  if (!x %in% optimize_modes) {
+    abort_input("{.arg optimize} must be one of {.or {.val {optimize_modes}}}, not {.val {x}}.",
+                call = call)
+  }
+  invisible(x)
+}
+
 check_load_args <- function(args, call = caller_env()) {
   for (name in intersect(c("revision", "variant", "config"), names(args))) {
     check_string(args[[name]], allow_null = TRUE, arg = name, call = call)
@@ -357,7 +370,7 @@ check_load_args <- function(args, call = caller_env()) {
     }
   }
   if (!is.null(args$optimize)) {
-    check_string(args$optimize, arg = "optimize", call = call)
+    check_optimize(args$optimize, call = call)
   }
   if (!is.null(args$trusted)) {
     check_flag(args$trusted, arg = "trusted", call = call)

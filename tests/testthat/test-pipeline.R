@@ -18,6 +18,17 @@ test_that("the optimize option is checked like the argument", {
   expect_error(sd_generate("a cat", output_dir = withr::local_tempdir()), "`optimize`",
                class = "rdiffusers_error_input")
   expect_error(sd_load_model("tiny"), "`optimize`", class = "rdiffusers_error_input")
+  # A misspelt mode fails in R, whether given as the option or the argument.
+  withr::local_options(rdiffusers.optimize = "turbo")
+  expect_error(sd_generate("a cat", output_dir = withr::local_tempdir()), "not \"turbo\"",
+               class = "rdiffusers_error_input")
+  expect_error(sd_load_model("tiny", optimize = "bf-16"), "bf16-compile",
+               class = "rdiffusers_error_input")
+})
+
+test_that("R's optimize modes are the Python helper's", {
+  skip_if_no_python()
+  expect_setequal(optimize_modes, c("auto", unlist(py_helper()$optimize$MODES)))
 })
 
 test_that("load options are checked in R", {
