@@ -162,12 +162,21 @@ preset_strength <- function(model, task) {
 }
 
 # width/height: the user's, or the image's rounded down to a multiple of 8.
-default_size <- function(input, width, height) {
+default_size <- function(input, width, height, call = caller_env()) {
   round8 <- function(x) max(8L, as.integer(x %/% 8L * 8L))
-  list(
+  size <- list(
     width = width %||% round8(input$width),
     height = height %||% round8(input$height)
   )
+  # Only a size taken from the image: a given one is checked as an argument.
+  if ((is.null(width) && size$width > 16384) || (is.null(height) && size$height > 16384)) {
+    abort_input(
+      c("{.arg image} is {input$width} x {input$height} pixels; a side above 16384 needs a smaller {.arg width} or {.arg height}.",
+        i = "The image is resized to {.arg width} x {.arg height}."),
+      call = call
+    )
+  }
+  size
 }
 
 # Input images -----------------------------------------------------------

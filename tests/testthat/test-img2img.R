@@ -84,6 +84,11 @@ test_that("sizes default to the image size rounded down to a multiple of 8", {
                    list(width = 8L, height = 64L))
   expect_identical(default_size(list(width = 100L, height = 67L), 64L, 32L),
                    list(width = 64L, height = 32L))
+  # A side too large to generate is blamed on the image, unless a size is given.
+  expect_error(default_size(list(width = 20000L, height = 10L), NULL, NULL),
+               "`image` is 20000 x 10 pixels", class = "rdiffusers_error_input")
+  expect_identical(default_size(list(width = 20000L, height = 10L), 512L, NULL),
+                   list(width = 512L, height = 8L))
 })
 
 i2i <- function(image, seed = 3, ...) {
