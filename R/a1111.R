@@ -13,8 +13,8 @@
 
 a1111_param_pattern <- '(*UCP)\\s*(\\w[\\w \\-/]+):\\s*("(?:\\\\.|[^\\\\"])+"|[^,]*)(?:,|$)'
 
-# Internal: the A1111 infotext for a metadata list ("" when there is nothing
-# to say). LoRAs are shown the A1111 way: `<lora:name:scale>` in the prompt
+# Internal: the A1111 infotext for a metadata list, or "" when it would have
+# fewer than three settings (A1111 would read them as prompt). LoRAs are shown the A1111 way: `<lora:name:scale>` in the prompt
 # and a `Lora hashes` field.
 meta_to_a1111 <- function(meta) {
   prompt <- a1111_text(meta[["prompt"]])
@@ -54,10 +54,11 @@ meta_to_a1111 <- function(meta) {
   )
   values <- vapply(fields, a1111_value, character(1))
   values <- values[nzchar(values)]
-  if (length(values) == 0 && !nzchar(prompt)) {
+  values <- c(values, Version = paste0("rdiffusers ", pkg_version()))
+  # A1111 reads a last line with fewer than three pairs as part of the prompt.
+  if (length(values) < 3) {
     return("")
   }
-  values <- c(values, Version = paste0("rdiffusers ", pkg_version()))
   negative <- a1111_text(meta[["negative_prompt"]])
   lines <- c(
     if (nzchar(prompt)) prompt,   # A1111 strips the empty line of an empty prompt too
@@ -92,11 +93,8 @@ parse_a1111 <- function(text) {
              "Denoising strength", "Clip skip", "Version")
   clip <- as_int(fields[["Clip skip"]])
   prompt <- fields[["Prompt"]]
-  lora_matches <- regmatches(prompt, gregexpr("<lora:([^:>]+):([^>]+)>", prompt))[[1]]
-  loras <- lapply(lora_matches, function(tag) {
-    parts <- strsplit(sub("^<lora:(.*)>$", "\\1", tag), ":", fixed = TRUE)[[1]]
-    list(name = parts[1], scale = as_dbl(parts[length(parts)]))
-  })
+  lora_matches <- regmatches(prompt, gregexpr("<lora:[^:>]+(:[^>]*)?>", prompt))[[1]]
+  loras <- lapply(lora_matches, a1111_lora_tag)
   extra <- fields[setdiff(names(fields), known)]
   compact_meta(list(
     prompt = prompt,
@@ -116,6 +114,24 @@ parse_a1111 <- function(text) {
     version = fields[["Version"]],
     a1111 = if (length(extra) > 0) as.list(extra)
   ))
+}
+
+# A `<lora:name:te:unet>` tag as A1111's extra-networks code reads it: the
+# first number (or `te=`) is the multiplier, 1 when absent; the UNet's
+# (second number or `unet=`) defaults to it and is kept as `unet_scale` only
+# when it differs.
+a1111_lora_tag <- function(tag) {
+  parts <- strsplit(sub("^<lora:(.*)>$", "\\1", tag), ":", fixed = TRUE)[[1]]
+  args <- parts[-1]
+  named <- grepl("=", args, fixed = TRUE)
+  positional <- args[!named]
+  value <- function(key) {
+    hit <- args[named & startsWith(args, paste0(key, "="))]
+    if (length(hit) > 0) as_dbl(sub("^[^=]*=", "", hit[1]))
+  }
+  te <- value("te") %||% (if (length(positional) >= 1) as_dbl(positional[1])) %||% 1
+  unet <- value("unet") %||% (if (length(positional) >= 2) as_dbl(positional[2])) %||% te
+  compact(list(name = parts[1], scale = te, unet_scale = if (unet != te) unet))
 }
 
 # Prompt, negative prompt and the raw `Key: value` fields (strings), the way
@@ -290,28 +306,31 @@ read_stealth_a1111 <- function(path) {
   if (!colour %in% c(4L, 6L) || width * height > 16e6) {
     return(NULL)
   }
-  img <- tryCatch(png::readPNG(path), error = function(e) NULL, warning = function(w) NULL)
-  if (is.null(img) || length(dim(img)) != 3) {
+  # As a native raster: 4 bytes a pixel (not 32 as doubles), alpha in the
+  # top byte, stored row by row.
+  img <- tryCatch(png::readPNG(path, native = TRUE), error = function(e) NULL,
+                  warning = function(w) NULL)
+  if (is.null(img) || length(dim(img)) != 2 || length(img) < 120 + 32) {
     return(NULL)
   }
-  alpha <- img[, , dim(img)[3]]
-  bits <- as.integer(round(as.vector(alpha) * 255)) %% 2L
+  h <- dim(img)[1]
+  w <- dim(img)[2]
+  pixels <- as.integer(img)
+  # Alpha's lowest bit at positions k (0-based) in A1111's column order.
+  bits <- function(k) bitwAnd(bitwShiftR(pixels[(k %% h) * w + k %/% h + 1], 24L), 1L)
   to_bytes <- function(b) {
     b <- matrix(b[seq_len(length(b) %/% 8 * 8)], nrow = 8)
     as.raw(colSums(b * c(128, 64, 32, 16, 8, 4, 2, 1)))
   }
-  if (length(bits) < 120 + 32) {
-    return(NULL)
-  }
-  sig <- raw_chr(to_bytes(bits[1:120]))
+  sig <- raw_chr(to_bytes(bits(0:119)))
   if (!sig %in% c("stealth_pnginfo", "stealth_pngcomp")) {
     return(NULL)
   }
-  n_bits <- sum(bits[121:152] * 2^(31:0))
-  if (n_bits > length(bits) - 152 || n_bits > png_text_limit * 8) {
+  n_bits <- sum(bits(120:151) * 2^(31:0))
+  if (n_bits > length(pixels) - 152 || n_bits > png_text_limit * 8) {
     return(NULL)
   }
-  data <- to_bytes(bits[152 + seq_len(n_bits)])
+  data <- to_bytes(bits(152 + seq_len(n_bits) - 1))
   if (sig == "stealth_pngcomp") {
     con <- gzcon(rawConnection(data))
     data <- tryCatch(readBin(con, "raw", png_text_limit + 1), error = function(e) NULL)

@@ -137,7 +137,7 @@ sd_run <- function(task, prompt, negative_prompt = NULL, model = sd_default_mode
   # Same default as sd_load_model(), so both find the same cached pipeline;
   # checked here too, since the option bypasses check_dots_load().
   load_args$optimize <- load_args$optimize %||% getOption("rdiffusers.optimize", "auto")
-  check_optimize(load_args$optimize, call = call)
+  check_choice(load_args$optimize, optimize_modes, arg = "optimize", call = call)
   # Checks that need Python's lists of models and schedulers.
   check_model(model, call = call)
   check_scheduler(scheduler, call = call)

@@ -37,14 +37,19 @@ meta_plain_keys <- c("negative_prompt", "seed", "steps", "guidance_scale",
 #'   come back as something else, are refused; factors are stored as their
 #'   labels (character).
 #' * `parameters`: the settings in AUTOMATIC1111's format, so A1111's PNG Info,
-#'   Civitai and other readers show them.
+#'   Civitai and other readers show them. Left out when `meta` has fewer than
+#'   two of the settings it shows (steps, sampler, guidance, seed, size,
+#'   model, ...), as A1111 would read so short a settings line as part of the
+#'   prompt.
 #' * `Software`, `Description` (the prompt) and one plain chunk for each of
 #'   `negative_prompt`, `seed`, `steps`, `guidance_scale`, `strength`,
 #'   `width`, `height`, `model` and `scheduler`, for readers such as Pillow's
 #'   `Image.info`. No plain `prompt` chunk is written, because other readers
 #'   take that as the sign of a ComfyUI file.
 #'
-#' Text outside Latin-1 is stored as UTF-8 (`iTXt` chunks).
+#' Text outside Latin-1 is stored as UTF-8 (`iTXt` chunks). A `meta` whose
+#' JSON would exceed 8 MiB, more than [png_read_meta()] reads, or which nests
+#' lists more than 100 deep is refused.
 #'
 #' @param x An `sd_image`, the path of a PNG file, or a Python PIL image
 #'   (saved to a temporary PNG first).
@@ -141,8 +146,16 @@ check_meta <- function(meta, arg = caller_arg(meta), call = caller_env()) {
 }
 
 # The raw text chunks written for `meta`.
-meta_chunks <- function(meta) {
+meta_chunks <- function(meta, call = caller_env()) {
   json <- meta_to_json(meta)
+  size <- nchar(json, type = "bytes")
+  if (size > png_text_limit) {
+    abort_input(
+      c("{.arg meta} is too large to store: {sprintf('%.1f', size / 1024^2)} MiB of JSON.",
+        i = "A metadata chunk holds at most {png_text_limit / 1024^2} MiB, what {.fn png_read_meta} reads."),
+      call = call
+    )
+  }
   chunks <- list(png_text_chunk(meta_json_keyword, json))
   a1111 <- meta_to_a1111(meta)
   if (nzchar(a1111)) {
@@ -209,9 +222,12 @@ meta_to_json <- function(meta) {
          ',"meta":', json_node(meta), "}")
 }
 
-json_node <- function(x) {
+json_node <- function(x, depth = 0L) {
   if (is.null(x)) {
     return('{"t":"null"}')
+  }
+  if (depth > 100L) {
+    abort_input("Metadata lists may nest at most 100 deep.", call = NULL)
   }
   if (is.factor(x)) {
     x <- as.character(x)
@@ -229,7 +245,7 @@ json_node <- function(x) {
   nm <- names(x)
   names_json <- if (is.null(nm)) "" else paste0(',"n":', json_array(json_strings_na(nm)))
   if (is.list(x)) {
-    items <- vapply(x, json_node, character(1), USE.NAMES = FALSE)
+    items <- vapply(x, json_node, character(1), depth = depth + 1L, USE.NAMES = FALSE)
     return(paste0('{"t":"list","v":', json_array(items), names_json, "}"))
   }
   type <- typeof(x)
@@ -259,8 +275,8 @@ json_doubles <- function(x) {
 }
 
 # Shortest of 15, 16 or 17 significant digits that reads back identically;
-# whole numbers below 1e17 in plain digits, so a seed such as
-# 3456789012345670 is never written as 3.45678901234567e+15 (which A1111,
+# whole numbers below 2^64 (the seed range) in plain digits, so a seed such
+# as 3456789012345670 is never written as 3.45678901234567e+15 (which A1111,
 # Civitai and a Pillow user could not use).
 format_double <- function(x) {
   out <- sprintf("%.15g", x)
@@ -269,7 +285,7 @@ format_double <- function(x) {
     if (!any(redo)) break
     out[redo] <- sprintf(paste0("%.", digits, "g"), x[redo])
   }
-  whole <- is.finite(x) & x == trunc(x) & abs(x) < 1e17
+  whole <- is.finite(x) & x == trunc(x) & abs(x) < 2^64
   out[whole] <- sprintf("%.0f", x[whole])
   out
 }
@@ -337,12 +353,26 @@ json_decode_node <- function(node) {
     return(NULL)
   }
   v <- node$v
+  if (!is.list(v)) {
+    stop("bad node")
+  }
+  # Every element must have the node's type (null = NA): a chunk edited by
+  # hand into something else is invalid as a whole, never coerced.
+  elements <- function(ok, na, convert = identity) {
+    vapply(v, function(e) {
+      if (is.null(e)) return(na)
+      if (length(e) != 1 || !ok(e)) stop("bad value")
+      convert(e)
+    }, na)
+  }
   out <- switch(type,
     list = lapply(v, json_decode_node),
-    integer = as.integer(vapply(v, function(e) if (is.null(e)) NA_real_ else as.double(e), double(1))),
-    double = vapply(v, decode_double, double(1)),
-    logical = vapply(v, function(e) if (is.null(e)) NA else isTRUE(e), logical(1)),
-    character = vapply(v, function(e) if (is.null(e)) NA_character_ else enc2utf8(e), character(1)),
+    integer = elements(function(e) is.numeric(e) && e == round(e) &&
+                         abs(e) <= .Machine$integer.max, NA_integer_, as.integer),
+    double = elements(function(e) is.numeric(e) || e %in% c("NaN", "Inf", "-Inf"),
+                      NA_real_, decode_double),
+    logical = elements(is.logical, NA),
+    character = elements(is.character, NA_character_, enc2utf8),
     stop("unknown type")
   )
   names(out) <- NULL
@@ -354,11 +384,8 @@ json_decode_node <- function(node) {
 }
 
 decode_double <- function(e) {
-  if (is.null(e)) {
-    return(NA_real_)
-  }
   if (is.character(e)) {
-    return(switch(e, `NaN` = NaN, `Inf` = Inf, `-Inf` = -Inf, as.double(e)))
+    return(switch(e, `NaN` = NaN, `Inf` = Inf, `-Inf` = -Inf))
   }
   as.double(e)
 }
@@ -410,9 +437,7 @@ png_read_meta <- function(path, format = "auto") {
   path <- image_path(path)
   formats <- c("auto", "rdiffusers", "a1111", "comfyui", "invokeai", "novelai", "fooocus",
                "swarmui", "text", "raw")
-  if (!rlang::is_string(format) || !format %in% formats) {
-    abort_input("{.arg format} must be one of {.or {.val {formats}}}, not {.obj_type_friendly {format}}.")
-  }
+  check_choice(format, formats)
   check_file_exists(path, "Image file", class = "rdiffusers_error_file")
   con <- file(path, "rb")
   head <- readBin(con, "raw", 16)
@@ -501,7 +526,7 @@ parse_chunks <- function(chunks, format = "auto") {
     },
     comfyui = function() {
       json <- parse_json_loose(get("prompt"))
-      if (!is.list(json) && is.null(get("workflow"))) return(NULL)
+      if (!is_comfyui_graph(json) && is.null(get("workflow"))) return(NULL)
       meta <- normalize_comfyui(json)
       # A graph whose sampler says nothing yields to an A1111 text beside it.
       if (format == "auto" && !any(c("prompt", "seed", "steps") %in% names(meta)) &&
@@ -536,6 +561,13 @@ parse_chunks <- function(chunks, format = "auto") {
   list(meta = list(), tool = "none")
 }
 
+# A ComfyUI API graph: an object of nodes, each with a `class_type` (a
+# `prompt` chunk that merely holds JSON, say a list of prompts, is not one).
+is_comfyui_graph <- function(json) {
+  is.list(json) && !is.null(names(json)) &&
+    any(vapply(json, function(node) is.list(node) && rlang::is_string(node$class_type), logical(1)))
+}
+
 abort_metadata <- function(message, ..., call = caller_env(), .envir = parent.frame()) {
   sd_abort(message, class = "rdiffusers_error_metadata", ..., call = call, .envir = .envir)
 }
@@ -547,8 +579,26 @@ parse_json_loose <- function(text) {
   if (!is.character(text) || !grepl("^\\s*[{\\[]", text)) {
     return(NULL)
   }
-  tryCatch(jsonlite::parse_json(text, simplifyVector = FALSE, bigint_as_char = TRUE),
+  tryCatch(jsonlite::parse_json(quote_big_integers(text), simplifyVector = FALSE,
+                                bigint_as_char = TRUE),
            error = function(e) NULL)
+}
+
+# jsonlite's bigint_as_char stops at the int64 range and returns bigger
+# integers (ComfyUI seeds go up to 2^64 - 1) as rounded doubles, so numbers
+# of 19 or more digits are quoted first. Strings are matched as whole tokens
+# so that digits inside a prompt are left alone.
+quote_big_integers <- function(text) {
+  if (!grepl("[0-9]{19}", text)) {
+    return(text)
+  }
+  m <- gregexpr('"(?:[^"\\\\]|\\\\.)*"|(?<![0-9.eE+-])-?[0-9]{19,}(?![.eE0-9])', text,
+                perl = TRUE)
+  tokens <- regmatches(text, m)[[1]]
+  big <- !startsWith(tokens, '"')
+  tokens[big] <- paste0('"', tokens[big], '"')
+  regmatches(text, m) <- list(tokens)
+  text
 }
 
 # Seeds: double when exact (<= 2^53), else the decimal string.
@@ -612,14 +662,13 @@ normalize_plain <- function(chunks) {
   if (length(chunks) == 0) {
     return(list())
   }
-  keys <- names(chunks)
-  keys <- ifelse(keys %in% names(key_aliases), key_aliases[keys], keys)
-  out <- list()
-  for (i in seq_along(chunks)) {
-    key <- keys[[i]]
-    if (!is.null(out[[key]])) next
-    out[[key]] <- type_text_value(key, chunks[[i]])
-  }
+  keys <- unname(names(chunks))
+  aliased <- keys %in% names(key_aliases)
+  keys[aliased] <- key_aliases[keys[aliased]]
+  # Where a key and its alias both occur, the first in the file wins.
+  keep <- which(!duplicated(keys))
+  out <- lapply(keep, function(i) type_text_value(keys[[i]], chunks[[i]]))
+  names(out) <- keys[keep]
   compact_meta(out)
 }
 

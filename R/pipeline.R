@@ -334,20 +334,11 @@ check_model <- function(model, arg = caller_arg(model), call = caller_env()) {
 
 load_arg_names <- c("revision", "device", "dtype", "variant", "config", "optimize")
 
-# Validates load options (named list) and returns them ready for Python.
 # The fast-path modes of optimize.py's MODES, plus "auto" (a test keeps
 # them in step), so a misspelt mode fails before Python starts.
 optimize_modes <- c("auto", "none", "channels_last", "bf16", "fp16", "bf16-compile")
 
-check_optimize <- function(x, call = caller_env()) {
-  check_string(x, arg = "optimize", call = call)
-  if (!x %in% optimize_modes) {
-    abort_input("{.arg optimize} must be one of {.or {.val {optimize_modes}}}, not {.val {x}}.",
-                call = call)
-  }
-  invisible(x)
-}
-
+# Validates load options (named list) and returns them ready for Python.
 check_load_args <- function(args, call = caller_env()) {
   for (name in intersect(c("revision", "variant", "config"), names(args))) {
     check_string(args[[name]], allow_null = TRUE, arg = name, call = call)
@@ -362,15 +353,11 @@ check_load_args <- function(args, call = caller_env()) {
     }
   }
   if (!is.null(args$dtype)) {
-    check_string(args$dtype, arg = "dtype", call = call)
-    dtypes <- c("auto", "float32", "float16", "bfloat16")
-    if (!args$dtype %in% dtypes) {
-      abort_input("{.arg dtype} must be one of {.val {dtypes}}, not {.val {args$dtype}}.",
-                  call = call)
-    }
+    check_choice(args$dtype, c("auto", "float32", "float16", "bfloat16"), arg = "dtype",
+                 call = call)
   }
   if (!is.null(args$optimize)) {
-    check_optimize(args$optimize, call = call)
+    check_choice(args$optimize, optimize_modes, arg = "optimize", call = call)
   }
   if (!is.null(args$trusted)) {
     check_flag(args$trusted, arg = "trusted", call = call)

@@ -53,6 +53,8 @@ uint32_be <- function(x) {
 # we rewrap the deflate data as a gzip stream for gzcon(), which we can read
 # in bounded amounts. The gzip trailer is left out on purpose: with no trailer
 # gzcon stops quietly at the end of the stream instead of checking a CRC.
+# Instead the zlib trailer, the Adler-32 of the text, is checked, so a cut
+# or corrupt stream (which gzcon inflates as far as it goes) is refused.
 zlib_inflate <- function(x, limit = png_text_limit) {
   if (length(x) < 6 || as.integer(x[1]) %% 16L != 8L ||
       (as.integer(x[1]) * 256L + as.integer(x[2])) %% 31L != 0L) {
@@ -67,15 +69,23 @@ zlib_inflate <- function(x, limit = png_text_limit) {
     out <- tryCatch(readBin(con, "raw", limit + 1), error = function(e) NULL),
     type = "message"
   )
-  if (is.null(out) || length(out) > limit) {
-    return(NULL)
-  }
-  # A stream that inflates to nothing is either empty text or garbage; an
-  # empty deflate stream is tiny, so anything longer counts as corrupt.
-  if (length(out) == 0 && length(x) > 16) {
+  if (is.null(out) || length(out) > limit ||
+      adler32(out) != unsigned_be(x[length(x) - 3:0])) {
     return(NULL)
   }
   out
+}
+
+# Adler-32 (RFC 1950) of a raw vector, vectorised: A = 1 + sum of bytes,
+# B = sum of the A after each byte, both mod 65521. Weights are reduced
+# first so that the sums stay exact in doubles for texts of 8 MiB.
+adler32 <- function(x) {
+  b <- as.double(as.integer(x))
+  n <- length(b)
+  a <- (1 + sum(b)) %% 65521
+  weights <- (n - seq_len(n) + 1) %% 65521
+  b_sum <- (n + sum(weights * b)) %% 65521
+  b_sum * 65536 + a
 }
 
 # Keywords --------------------------------------------------------------------
@@ -249,19 +259,22 @@ latin1_to_utf8 <- function(bytes) {
 }
 
 # Named character vector (keyword -> text, UTF-8) of the readable text
-# chunks of a PNG, in file order. Duplicated keywords keep the first.
+# chunks of a PNG, in file order. A keyword that occurs twice keeps its
+# last text, as Pillow's `Image.info` (and so A1111's PNG Info) does.
 png_text_chunks <- function(path, call = caller_env()) {
   chunks <- png_read_chunks(path, call = call)
-  out <- character()
-  for (chunk in chunks) {
-    if (is.null(chunk$data)) {
-      next
-    }
-    decoded <- png_decode_text(chunk$type, chunk$data)
-    if (!is.null(decoded) && !decoded$keyword %in% names(out)) {
-      out[[decoded$keyword]] <- decoded$text
-    }
+  decoded <- lapply(chunks, function(chunk) {
+    if (!is.null(chunk$data)) png_decode_text(chunk$type, chunk$data)
+  })
+  decoded <- compact(decoded)
+  if (length(decoded) == 0) {
+    return(character())
   }
+  keys <- vapply(decoded, `[[`, "", "keyword")
+  text <- vapply(decoded, `[[`, "", "text")
+  last <- !duplicated(keys, fromLast = TRUE)
+  out <- text[last]
+  names(out) <- keys[last]
   out
 }
 
@@ -292,10 +305,18 @@ png_text_chunk <- function(keyword, text) {
 # failed write leaves any existing file untouched. Without `overwrite`, the
 # temporary file is hard-linked to `path`, which fails if `path` exists: a
 # file created by someone else between the check and the write is never
-# replaced (the error then has class `rdiffusers_error_exists`).
+# replaced (the error then has class `rdiffusers_error_exists`). A file that
+# is replaced keeps its permissions, and replacing a symbolic link replaces
+# the file it points to, as writing to it in place would.
 write_atomic <- function(bytes, path, overwrite = FALSE, call = caller_env()) {
-  if (file.exists(path) && !overwrite) {
+  replacing <- file.exists(path)
+  if (replacing && !overwrite) {
     abort_exists(path, call = call)
+  }
+  mode <- NULL
+  if (replacing) {
+    path <- normalizePath(path)
+    mode <- file.mode(path)
   }
   dir <- dirname(path)
   if (!dir.exists(dir)) {
@@ -309,6 +330,9 @@ write_atomic <- function(bytes, path, overwrite = FALSE, call = caller_env()) {
              class = "rdiffusers_error_file", call = call)
   })
   tryCatch(writeBin(bytes, con), finally = close(con))
+  if (!is.null(mode)) {
+    Sys.chmod(tmp, mode, use_umask = FALSE)
+  }
   placed <- if (overwrite) file.rename(tmp, path) else place_new_file(tmp, path)
   if (is.na(placed)) {
     abort_exists(path, call = call)

@@ -50,6 +50,14 @@ check_string <- function(x, allow_null = FALSE, arg = caller_arg(x),
   invisible(x)
 }
 
+check_choice <- function(x, choices, arg = caller_arg(x), call = caller_env()) {
+  check_string(x, arg = arg, call = call)
+  if (!x %in% choices) {
+    abort_input("{.arg {arg}} must be one of {.or {.val {choices}}}, not {.val {x}}.", call = call)
+  }
+  invisible(x)
+}
+
 check_flag <- function(x, arg = caller_arg(x), call = caller_env()) {
   if (!is.logical(x) || length(x) != 1 || is.na(x)) {
     abort_input("{.arg {arg}} must be {.code TRUE} or {.code FALSE}, not {.obj_type_friendly {x}}.",

@@ -77,6 +77,13 @@ test_that("text without a settings line is all prompt", {
 test_that("LoRA tags in the prompt are listed", {
   parsed <- parse_a1111("a fox <lora:ink:0.6> <lora:paper:1>\nSteps: 4, Seed: 1, CFG scale: 7")
   expect_identical(parsed$loras, list(list(name = "ink", scale = 0.6), list(name = "paper", scale = 1)))
+  # A1111's extra-network arguments: text encoder, then UNet multiplier.
+  parsed <- parse_a1111(paste("x <lora:a:0.8:0.2> <lora:b:unet=0.5> <lora:c> <lora:d:te=0.3>",
+                              "<lora:e:0.7:0.7>\nSteps: 4, Seed: 1, CFG scale: 7"))
+  expect_identical(parsed$loras, list(
+    list(name = "a", scale = 0.8, unet_scale = 0.2), list(name = "b", scale = 1, unet_scale = 0.5),
+    list(name = "c", scale = 1), list(name = "d", scale = 0.3), list(name = "e", scale = 0.7)
+  ))
 })
 
 test_that("meta without generation settings gives no parameters chunk", {
@@ -87,7 +94,22 @@ test_that("meta without generation settings gives no parameters chunk", {
   expect_false("parameters" %in% names(png_read_meta(out, format = "raw")))
 })
 
+test_that("a settings line A1111 would take for prompt is not written", {
+  expect_identical(meta_to_a1111(list(prompt = "a cat", seed = 1)), "")
+  src <- local_png()
+  out <- withr::local_tempfile(fileext = ".png")
+  png_write_meta(src, out, meta = list(prompt = "a cat", seed = 1))
+  expect_false("parameters" %in% names(png_read_meta(out, format = "raw")))
+  expect_identical(png_read_meta(out)$seed, 1)
+  ref <- a1111_reference_parse(meta_to_a1111(list(prompt = "a cat", seed = 1, steps = 2L)))
+  expect_identical(ref[c("Prompt", "Seed", "Steps")], list(Prompt = "a cat", Seed = "1", Steps = "2"))
+})
+
 test_that("large whole-number seeds are written in plain digits, never as 1e+15", {
+  for (seed in c(1e17, 2^63, 2^64 - 2048)) {
+    ref <- a1111_reference_parse(meta_to_a1111(list(prompt = "a", seed = seed, steps = 2L)))
+    expect_identical(ref[["Seed"]], sprintf("%.0f", seed))
+  }
   meta <- list(prompt = "a fox", seed = 3456789012345670, steps = 2L,
                guidance_scale = 7.5, width = 64L, height = 64L)
   ref <- a1111_reference_parse(meta_to_a1111(meta))

@@ -63,7 +63,9 @@ test_that("the pixels are copied byte for byte", {
   out2 <- withr::local_tempfile(fileext = ".png")
   png_write_meta(out, out2, meta = list(prompt = "new", steps = 1L))
   expect_identical(as.list(png_read_meta(out2)), list(prompt = "new", steps = 1L))
-  expect_identical(sum(chunk_types(out2) == "tEXt"), sum(chunk_types(out2) == "tEXt"))
+  fresh <- withr::local_tempfile(fileext = ".png")
+  png_write_meta(src, fresh, meta = list(prompt = "new", steps = 1L))
+  expect_identical(chunk_types(out2), chunk_types(fresh))
   expect_false(any(grepl("watercolour", png_read_meta(out2, format = "raw"))))
 })
 
@@ -80,6 +82,67 @@ test_that("existing files are not replaced unless overwrite = TRUE", {
   # No temporary files left beside it.
   expect_identical(list.files(dirname(out), pattern = "^\\.rdiffusers-write-", all.files = TRUE),
                    character())
+})
+
+test_that("overwriting keeps the file's permissions and writes through a symlink", {
+  skip_on_os("windows")
+  src <- local_png()
+  dir <- withr::local_tempdir()
+  out <- file.path(dir, "out.png")
+  png_write_meta(src, out, meta = list(seed = 1))
+  Sys.chmod(out, "600", use_umask = FALSE)
+  png_write_meta(src, out, meta = list(seed = 2), overwrite = TRUE)
+  expect_identical(format(file.mode(out)), "600")
+  link <- file.path(dir, "link.png")
+  file.symlink(out, link)
+  png_write_meta(src, link, meta = list(seed = 3), overwrite = TRUE)
+  expect_identical(Sys.readlink(link), out)
+  expect_identical(png_read_meta(out)$seed, 3)
+  expect_identical(format(file.mode(out)), "600")
+  expect_setequal(list.files(dir, all.files = TRUE, no.. = TRUE), c("out.png", "link.png"))
+})
+
+test_that("metadata too large to read back, or nested too deep, is refused", {
+  src <- local_png()
+  out <- file.path(withr::local_tempdir(), "out.png")
+  local_ns_mock(png_text_limit = 1000)
+  expect_error(png_write_meta(src, out, meta = list(prompt = strrep("a", 1000))),
+               "too large", class = "rdiffusers_error_input")
+  deep <- list(1)
+  for (i in 1:150) deep <- list(deep)
+  expect_error(png_write_meta(src, out, meta = list(x = deep)), "100 deep",
+               class = "rdiffusers_error_input")
+  expect_false(file.exists(out))
+  png_write_meta(src, out, meta = list(prompt = strrep("a", 800)))
+  expect_identical(nchar(png_read_meta(out)$prompt), 800L)
+})
+
+test_that("a keyword that occurs twice reads as its last text, as in Pillow", {
+  ch <- tiny_png_chunks()
+  path <- write_bytes(png_bytes(ch$ihdr, rdiffusers:::png_text_chunk("seed", "1"), ch$idat,
+                                rdiffusers:::png_text_chunk("seed", "2"), ch$iend))
+  expect_identical(png_read_meta(path)$seed, 2)
+  expect_identical(png_read_meta(path, format = "raw"), list(seed = "2"))
+})
+
+test_that("an rdiffusers chunk holding a value of the wrong type is ignored with a warning", {
+  ch <- tiny_png_chunks()
+  doc <- function(node) {
+    paste0('{"format":"rdiffusers","version":1,"meta":{"t":"list","v":[', node, '],"n":["a"]}}')
+  }
+  for (node in c('{"t":"integer","v":["x"]}', '{"t":"integer","v":[99999999999]}',
+                 '{"t":"integer","v":[1.5]}', '{"t":"double","v":["1"]}',
+                 '{"t":"logical","v":["yes"]}', '{"t":"character","v":[1]}',
+                 '{"t":"character","v":"x"}')) {
+    path <- write_bytes(png_bytes(ch$ihdr, rdiffusers:::png_text_chunk("rdiffusers", doc(node)),
+                                  rdiffusers:::png_text_chunk("seed", "5"), ch$idat, ch$iend))
+    expect_warning(meta <- png_read_meta(path), "not valid",
+                   class = "rdiffusers_warning_metadata")
+    expect_identical(as.list(meta), list(seed = 5))
+  }
+  good <- write_bytes(png_bytes(ch$ihdr, rdiffusers:::png_text_chunk(
+    "rdiffusers", doc('{"t":"double","v":[1, "NaN", null, "-Inf"]}')), ch$idat, ch$iend))
+  expect_identical(as.list(png_read_meta(good)), list(a = c(1, NaN, NA, -Inf)))
 })
 
 test_that("a file that appears during the write is not replaced", {
@@ -360,6 +423,33 @@ test_that("a ComfyUI graph that says nothing yields to an A1111 text beside it",
   meta <- png_read_meta(path)
   expect_identical(attr(meta, "tool"), "a1111")
   expect_identical(meta$prompt, "a cat")
+})
+
+test_that("ComfyUI seeds up to 2^64 - 1 keep every digit", {
+  chunks <- tiny_png_chunks()
+  graph <- paste0('{"3": {"class_type": "KSampler", "inputs": {"seed": 18446744073709551615, ',
+                  '"steps": 20, "cfg": 8, "sampler_name": "euler", "scheduler": "normal"}}, ',
+                  '"4": {"class_type": "Note", "inputs": {"text": "seed 12345678901234567890"}}}')
+  path <- write_bytes(png_bytes(chunks$ihdr, rdiffusers:::png_text_chunk("prompt", graph),
+                                chunks$idat, chunks$iend))
+  meta <- png_read_meta(path)
+  expect_identical(attr(meta, "tool"), "comfyui")
+  expect_identical(meta$seed, "18446744073709551615")
+  expect_identical(meta$steps, 20L)
+  json <- parse_json_loose('{"a": -9223372036854775809, "b": "x 99999999999999999999", "c": 1.25e20}')
+  expect_identical(json, list(a = "-9223372036854775809", b = "x 99999999999999999999", c = 1.25e20))
+})
+
+test_that("a prompt chunk holding JSON that is no ComfyUI graph is read as text", {
+  chunks <- tiny_png_chunks()
+  path <- write_bytes(png_bytes(
+    chunks$ihdr,
+    rdiffusers:::png_text_chunk("prompt", '["a cat", "a dog"]'),
+    rdiffusers:::png_text_chunk("seed", "5"),
+    chunks$idat, chunks$iend))
+  meta <- png_read_meta(path)
+  expect_identical(attr(meta, "tool"), "unknown")
+  expect_identical(as.list(meta), list(prompt = '["a cat", "a dog"]', seed = 5))
 })
 
 test_that("InvokeAI Dream flags are read after the quoted prompt", {

@@ -90,6 +90,31 @@ test_that("an iTXt chunk that is not valid UTF-8 is skipped with a warning", {
   expect_identical(as.list(meta), list(steps = 20L))
 })
 
+test_that("adler32() matches the reference values", {
+  expect_equal(adler32(charToRaw("Wikipedia")), 0x11E60398)
+  expect_equal(adler32(raw(0)), 1)
+  x <- as.raw(rep(255, 70000))
+  expect_equal(adler32(x), unsigned_be(tail(memCompress(x, "gzip"), 4)))
+})
+
+test_that("a cut or corrupt compressed text chunk is skipped with a warning, never read in part", {
+  ch <- tiny_png_chunks()
+  text <- memCompress(charToRaw(strrep("a lighthouse at dawn, ", 200)), "gzip")
+  cut <- rdiffusers:::png_chunk("zTXt", c(charToRaw("Comment"), as.raw(c(0, 0)),
+                                          text[seq_len(length(text) - 6)]))
+  # Valid zlib header and an empty deflate block, then garbage for a trailer.
+  garbage <- rdiffusers:::png_chunk("iTXt", c(charToRaw("prompt"), as.raw(c(0, 1, 0, 0, 0)),
+                                              as.raw(c(0x78, 0x9c, 0x03, 0x00, 1:10))))
+  good <- rdiffusers:::png_text_chunk("steps", "20")
+  path <- write_bytes(png_bytes(ch$ihdr, cut, garbage, good, ch$idat, ch$iend))
+  warnings <- testthat::capture_warnings(meta <- png_read_meta(path))
+  expect_length(grep("Skipped the (zTXt|iTXt) chunk", warnings), 2)
+  expect_identical(as.list(meta), list(steps = 20L))
+  whole <- rdiffusers:::png_chunk("zTXt", c(charToRaw("Comment"), as.raw(c(0, 0)), text))
+  path <- write_bytes(png_bytes(ch$ihdr, whole, ch$idat, ch$iend))
+  expect_identical(png_read_meta(path)$Comment, strrep("a lighthouse at dawn, ", 200))
+})
+
 test_that("non-PNG, empty and missing files give classed errors", {
   not_png <- withr::local_tempfile(fileext = ".png")
   writeLines("just some text", not_png)
