@@ -10,7 +10,7 @@
 #'
 #' @section Safety and checks:
 #' `.safetensors` files are read by default. Pickle files (`.bin`, `.ckpt`,
-#' `.pt`, `.pth`) can run arbitrary code when loaded and are refused unless
+#' `.pt`, `.pth`, `.pkl`) can run arbitrary code when loaded and are refused unless
 #' `trusted = TRUE`. A file is rejected with an error of class
 #' `rdiffusers_error_lora` when it is not a LoRA, when it loads nothing, or
 #' when it was made for another base model (for example an SDXL LoRA on
@@ -41,7 +41,7 @@
 #'   unloads all.
 #' @param model The model the LoRA applies to, as in [sd_generate()].
 #' @param trusted `TRUE` to allow pickle files (`.bin`, `.ckpt`, `.pt`,
-#'   `.pth`), which can run code on your computer when loaded. Only for files
+#'   `.pth`, `.pkl`), which can run code on your computer when loaded. Only for files
 #'   from a source you trust.
 #' @param ... Load options that select which cached pipeline of `model` is
 #'   meant, as for [sd_generate()]: `revision`, `device`, `dtype`, `variant`,

@@ -44,9 +44,12 @@ sd_cache_dir <- function() {
 #' @param model A preset name (see [sd_presets()]), a Hugging Face hub id
 #'   such as `"stable-diffusion-v1-5/stable-diffusion-v1-5"`, a local
 #'   diffusers directory, or a single-file checkpoint: `.safetensors`, or a
-#'   pickle file (`.ckpt`, `.pt`) with `trusted = TRUE`.
+#'   pickle file (`.ckpt`, `.pt`, `.pth`, `.bin`, `.pkl`) with `trusted = TRUE`.
+#'   Text-to-image models of Stable Diffusion 1.x/2.x, SDXL and SD3, from
+#'   which img2img and inpainting are made; dedicated inpainting, refiner or
+#'   pix2pix models are refused (they cannot make text-to-image images).
 #' @param revision Hub revision (branch, tag or commit), or `NULL` for the
-#'   default branch.
+#'   default branch. Only for hub models (and presets, which are hub models).
 #' @param device `"auto"` (CUDA, then MPS, then CPU), `"cpu"`, `"cuda"`,
 #'   `"cuda:1"`, or `"mps"`. `"cuda"` means the current CUDA device and is
 #'   recorded with its number (`"cuda:0"`), so both spellings share one
@@ -55,14 +58,15 @@ sd_cache_dir <- function() {
 #'   `"float16"` or `"bfloat16"`.
 #' @param variant Weight variant on the hub such as `"fp16"`, or `NULL`.
 #' @param config For a single-file checkpoint, a local diffusers directory
-#'   or hub id whose configuration describes it; `NULL` otherwise. Its
-#'   `model_index.json` decides the pipeline class; without a `config` (or
-#'   when it cannot be had offline) the checkpoint's tensor names decide, read
-#'   from the `.safetensors` header alone.
+#'   or hub id whose configuration describes it; `NULL` otherwise (other
+#'   models refuse it). Its `model_index.json` decides the pipeline class;
+#'   without a `config` (or when it cannot be had offline) the checkpoint's
+#'   tensor names decide, read from the `.safetensors` header alone.
 #' @param trusted `TRUE` to allow a pickle checkpoint (`.ckpt`, `.pt`,
-#'   `.pth`), which can run code on your computer when loaded. Only for files
-#'   from a source you trust. The trust is given to the file's content for
-#'   the rest of the session: later calls with the same file (say
+#'   `.pth`, `.bin`, `.pkl`), which can run code on your computer when
+#'   loaded: it is read whole, Python objects beside the weights included
+#'   (as in training checkpoints). Only for files from a source you trust.
+#'   The trust is given to the file's content for the rest of the session: later calls with the same file (say
 #'   [sd_load_lora()] on that model) need not repeat it; a changed file does.
 #' @param optimize Speed settings. `"auto"`: on a CPU with native bfloat16
 #'   (AVX512-BF16 / AMX) `"bf16"`; on CUDA channels-last memory (and, for a
@@ -222,8 +226,8 @@ pipelines_df <- function(infos) {
 #' | LMS | `LMSDiscreteScheduler` | |
 #' | DPM2 | `KDPM2DiscreteScheduler` | |
 #' | DPM2 a | `KDPM2AncestralDiscreteScheduler` | |
-#' | DPM++ 2M | `DPMSolverMultistepScheduler` | `algorithm_type = "dpmsolver++"` |
-#' | DPM++ 2M SDE | `DPMSolverMultistepScheduler` | `algorithm_type = "sde-dpmsolver++"` |
+#' | DPM++ 2M | `DPMSolverMultistepScheduler` | `algorithm_type = "dpmsolver++", solver_order = 2` |
+#' | DPM++ 2M SDE | `DPMSolverMultistepScheduler` | `algorithm_type = "sde-dpmsolver++", solver_order = 2` |
 #' | DPM++ SDE | `DPMSolverSinglestepScheduler` | `algorithm_type = "dpmsolver++"` |
 #' | DDIM | `DDIMScheduler` | |
 #' | PLMS (or PNDM) | `PNDMScheduler` | `skip_prk_steps = TRUE` |

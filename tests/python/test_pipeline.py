@@ -165,6 +165,34 @@ def test_directory_without_model_index(api, tmp_path):
         api.load_pipeline(str(tmp_path))
 
 
+@pytest.mark.parametrize("cls", ["StableDiffusionInpaintPipeline",
+                                 "StableDiffusionXLImg2ImgPipeline",
+                                 "StableDiffusionInstructPix2PixPipeline", "FluxPipeline"])
+def test_a_pipeline_that_is_not_text_to_image_is_refused(api, cache_dir, tmp_path, cls):
+    """Inpainting, refiner and pix2pix models take other UNet inputs: loaded
+    as the text-to-image pipeline they failed inside diffusers at generation."""
+    copy = tmp_path / "m"
+    shutil.copytree(api.tiny_model("tiny", cache_dir), copy)
+    index = json.loads((copy / "model_index.json").read_text())
+    index["_class_name"] = cls
+    (copy / "model_index.json").write_text(json.dumps(index))
+    with pytest.raises(ModelError, match="%s; rdiffusers loads the text-to-image" % cls):
+        api.load_pipeline(str(copy))
+
+
+def test_config_and_revision_a_model_cannot_use_are_errors(api, cache_dir, tmp_path):
+    """Both used to be ignored silently for models that take neither."""
+    tiny_dir = api.tiny_model("tiny", cache_dir)
+    copy = str(tmp_path / "m")
+    shutil.copytree(tiny_dir, copy)
+    with pytest.raises(InputError, match="config is for single-file checkpoints; 'tiny' is a tiny"):
+        api.load_pipeline("tiny", config=tiny_dir, cache_dir=cache_dir)
+    with pytest.raises(InputError, match="revision is for models from the Hugging Face hub"):
+        api.load_pipeline("tiny", revision="main", cache_dir=cache_dir)
+    with pytest.raises(InputError, match="is a local directory"):
+        api.load_pipeline(copy, revision="v1", cache_dir=cache_dir)
+
+
 def test_hub_id_offline_is_a_model_error(api, monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path))
@@ -305,6 +333,51 @@ def test_trust_in_a_pickle_checkpoint_is_given_to_its_content(api, cache_dir, tm
     torch.save(weights, ckpt)
     with pytest.raises(ModelError, match="trusted"):
         api.load_pipeline(ckpt, **args)
+
+
+def test_a_trusted_training_checkpoint_loads(api, cache_dir, tmp_path, monkeypatch):
+    """Weights under "state_dict" beside Python objects (a Lightning
+    checkpoint's hyper-parameters): torch.load's weights_only mode, which
+    diffusers always uses, refuses those; trusted = TRUE reads them whole.
+    The family comes from the nested weights (no config given)."""
+    import argparse
+
+    import safetensors.torch
+    import torch
+    monkeypatch.setattr(pipeline, "_TRUSTED", set())
+    flat = safetensors.torch.load_file(api.tiny_single_file(cache_dir))
+    ckpt = str(tmp_path / "trained.ckpt")
+    torch.save({"state_dict": flat, "hyper_parameters": argparse.Namespace(lr=1e-4),
+                "global_step": 10}, ckpt)
+    with pytest.raises(Exception):
+        torch.load(ckpt, weights_only=True)
+    assert set(pipeline._checkpoint_shapes(ckpt)) == set(flat)
+    config = api.tiny_model("tiny", cache_dir)
+    info = api.load_pipeline(ckpt, trusted=True, config=config, local_files_only=True)
+    unet = pipeline.get_entry(ckpt, config=config, local_files_only=True).pipe.unet
+    ref = pipeline.get_entry(config).pipe.unet
+    for (name, a), (_, b) in zip(unet.state_dict().items(), ref.state_dict().items()):
+        assert torch.equal(a, b), name
+    assert pipeline._family_of_checkpoint(ckpt, None) == "sd15"
+    api.free_pipelines(info["key"])
+
+
+@pytest.mark.parametrize("kind", ["xl_refiner", "xl_inpaint", "inpainting", "playground-v2-5"])
+def test_checkpoints_that_are_not_text_to_image_are_refused(ckpt_kind_file, monkeypatch, kind):
+    from diffusers.loaders import single_file_utils
+    monkeypatch.setattr(pipeline, "_KINDS", {})
+    monkeypatch.setattr(single_file_utils, "infer_diffusers_model_type", lambda sd: kind)
+    with pytest.raises(ModelError, match="looks like a '%s' checkpoint" % kind):
+        pipeline._family_of_checkpoint(ckpt_kind_file, None)
+
+
+@pytest.fixture
+def ckpt_kind_file(tmp_path):
+    import safetensors.torch
+    import torch
+    f = str(tmp_path / "model.safetensors")
+    safetensors.torch.save_file({"model.diffusion_model.x": torch.zeros(1)}, f)
+    return f
 
 
 def test_single_file_that_is_not_a_checkpoint_is_a_model_error(api, cache_dir, tmp_path):

@@ -62,6 +62,7 @@ def test_table_has_both_spellings(api):
     t = api.schedulers()
     assert t["DPM++ 2M Karras"] == {"cls": "DPMSolverMultistepScheduler",
                                     "kwargs": {"algorithm_type": "dpmsolver++",
+                                               "solver_order": 2,
                                                "use_karras_sigmas": True},
                                     "a1111": "DPM++ 2M", "schedule_type": "Karras"}
     assert t["DDIMScheduler"]["cls"] == "DDIMScheduler"
@@ -124,6 +125,13 @@ def test_a_name_means_its_own_settings_whatever_the_default(default):
                                                         use_exponential_sigmas=True)
     s = schedulers.build(expo, "DPM++ 2M Karras")
     assert schedulers.describe(s) == ("DPM++ 2M", "Karras")
+    # "2M" is second order, whatever order the model's default uses.
+    third = diffusers.DPMSolverMultistepScheduler.from_config(default.config, solver_order=3)
+    assert schedulers.describe(third) == (None, None)
+    for name in ("DPM++ 2M", "DPM++ 2M SDE Karras"):
+        s = schedulers.build(third, name)
+        assert s.config.solver_order == 2
+        assert schedulers.describe(s)[0] == name.replace(" Karras", "")
 
 
 def test_settings_diffusers_refuses_are_input_errors(default):
@@ -153,12 +161,26 @@ def test_plms_is_the_linear_multistep_method_without_warm_up(gen, cache_dir):
 
 
 @pytest.mark.parametrize("name,steps", [("LCM", 60), ("TCD", 60), ("DDIM", 1001),
-                                        ("Euler", 1001), ("PNDMScheduler", 2)])
+                                        ("Euler", 1001), ("PNDMScheduler", 2),
+                                        ("DDIM", 1000), ("PLMS", 1000)])
 def test_step_counts_a_scheduler_cannot_run_are_input_errors(gen, name, steps):
     # Raw ValueError / IndexError from deep inside diffusers before.
-    # (PNDMScheduler by class name keeps the model's PRK warm-up: >= 4 steps.)
+    # (PNDMScheduler by class name keeps the model's PRK warm-up: >= 4 steps.
+    # DDIM and PLMS at 1000: the model's steps_offset = 1 pushes the last
+    # timestep past the 1000 trained ones.)
     with pytest.raises(InputError, match="steps"):
         gen(scheduler=name, steps=steps)
+
+
+def test_pndm_warm_up_says_how_many_steps_it_needs(gen):
+    with pytest.raises(InputError, match="at least 4 steps, not 3"):
+        gen(scheduler="PNDMScheduler", steps=3)
+
+
+def test_the_most_steps_a_scheduler_can_run_pass_the_check(default):
+    assert default.config.steps_offset == 1
+    for name, steps in [("DDIM", 999), ("PLMS", 999), ("Euler", 1000)]:
+        schedulers.check_steps(schedulers.build(default, name), steps)
 
 
 def test_flow_schedules_are_described_by_their_sigmas(default, cache_dir):

@@ -18,13 +18,14 @@ Modes
   SD1.5 step costs about 4x less than float32 (see bench/README.md for
   figures and drift).  There the convolutions also keep their weights
   pre-packed in oneDNN's blocked layout (see _packed_conv.py): the same pixels,
-  without re-laying out every weight on every call.  On CUDA "bf16" also
-  turns on VAE tiling, which only acts above the VAE's tile size.
+  without re-laying out every weight on every call.
 - "fp16": CUDA/MPS only: denoiser in float16 behind the same float32
   interface; the VAE stays float32 (the SD/SDXL VAE overflows in float16).
 - "bf16-compile": "bf16" plus torch.compile() of the denoiser (inductor).
   Opt-in: the first call compiles for minutes, and every new image size
   compiles again.
+- On CUDA, "bf16", "fp16" and "bf16-compile" also turn on VAE tiling, which
+  only acts above the VAE's tile size (so large images fit in memory).
 - "auto": "bf16" on a CPU with native bf16 matmul when the pipeline is
   float32; on CUDA "bf16" (GPUs with bf16) or "fp16" when the pipeline is
   float32, "channels_last" when it is already half precision; else "none".

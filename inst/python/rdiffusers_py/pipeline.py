@@ -304,27 +304,28 @@ def _json_sha256(path):
     return _HASHES[memo]
 
 
-def _family_of_class(class_name):
-    if not class_name:
-        return None
-    if "StableDiffusion3" in class_name:
-        return "sd3"
-    if "StableDiffusionXL" in class_name:
-        return "sdxl"
-    if class_name.startswith("StableDiffusion"):
-        return "sd15"
-    return None
+_FAMILY_OF_CLASS = {cls: fam for fam, cls in _FAMILY_CLASSES.items()}
+
+
+def _family_of_class(class_name, where):
+    """The family of a pipeline class, or a ModelError. Only text-to-image
+    pipelines: img2img and inpainting are derived from them, while an
+    inpainting, refiner or pix2pix model (other UNet inputs) cannot make
+    text-to-image images and would fail inside diffusers."""
+    fam = _FAMILY_OF_CLASS.get(class_name)
+    if fam is None:
+        raise ModelError(
+            "%s is a %s; rdiffusers loads the text-to-image pipelines of Stable Diffusion "
+            "1.x/2.x, SDXL and SD3 (%s) and makes img2img and inpainting from them."
+            % (where, class_name, ", ".join(_FAMILY_CLASSES.values())))
+    return fam
 
 
 def _family_of_dir(path):
     index = os.path.join(path, "model_index.json")
     with open(index, encoding="utf-8") as f:
         cls = json.load(f).get("_class_name")
-    fam = _family_of_class(cls)
-    if fam is None:
-        raise ModelError("The model in %s is a %s; rdiffusers supports Stable Diffusion 1.x/2.x, "
-                         "SDXL and SD3 pipelines." % (path, cls))
-    return fam
+    return _family_of_class(cls, "The model in %s" % path)
 
 
 def _family_of_checkpoint(path, config, local_files_only=False):
@@ -345,11 +346,7 @@ def _family_of_checkpoint(path, config, local_files_only=False):
             if cls is None:          # not reachable: fall back to the weights
                 return _family_of_checkpoint(path, None)
             _KINDS[memo] = cls
-        fam = _family_of_class(_KINDS[memo])
-        if fam is None:
-            raise ModelError("The config %r is a %s; rdiffusers supports Stable Diffusion "
-                             "1.x/2.x, SDXL and SD3 pipelines." % (config, _KINDS[memo]))
-        return fam
+        return _family_of_class(_KINDS[memo], "The config %r" % config)
     st = os.stat(path)
     memo = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
     if memo not in _KINDS:
@@ -360,14 +357,17 @@ def _family_of_checkpoint(path, config, local_files_only=False):
             raise ModelError("Cannot tell which model family %s is (%s); pass `config`."
                              % (path, e))
     kind = _KINDS[memo]
-    if kind.startswith("xl"):
-        return "sdxl"
-    if kind.startswith("sd3"):
-        return "sd3"
-    if kind.startswith("v1") or kind.startswith("v2"):
-        return "sd15"
-    raise ModelError("%s looks like a %r checkpoint; rdiffusers supports Stable Diffusion "
-                     "1.x/2.x, SDXL and SD3." % (path, kind))
+    fam = _CHECKPOINT_FAMILIES.get(kind)
+    if fam is None:
+        raise ModelError("%s looks like a %r checkpoint; rdiffusers loads text-to-image "
+                         "checkpoints of Stable Diffusion 1.x/2.x, SDXL and SD3." % (path, kind))
+    return fam
+
+
+# diffusers' infer_diffusers_model_type() kinds that are text-to-image
+# models; not "xl_refiner", "xl_inpaint", "inpainting" and the like.
+_CHECKPOINT_FAMILIES = {"v1": "sd15", "v2": "sd15", "xl_base": "sdxl",
+                        "sd3": "sd3", "sd35_medium": "sd3", "sd35_large": "sd3"}
 
 
 def _checkpoint_shapes(path):
@@ -379,8 +379,43 @@ def _checkpoint_shapes(path):
         with safe_open(path, framework="pt") as f:
             return {k: torch.empty(f.get_slice(k).get_shape(), device="meta")
                     for k in f.keys()}
-    from diffusers.loaders.single_file_utils import load_state_dict
-    return load_state_dict(path)
+    return _read_pickle_checkpoint(path)
+
+
+def _read_pickle_checkpoint(path):
+    """The weights of a trusted pickle checkpoint (callers check the trust).
+    Many training checkpoints hold Python objects beside their weights
+    (Lightning's callbacks, hyper-parameters), which torch.load's safe
+    weights_only mode refuses, so that is tried first and full unpickling
+    second; the weights may sit under "state_dict", as diffusers allows."""
+    import torch
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - pickle.UnpicklingError and others
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    while isinstance(checkpoint, dict) and isinstance(checkpoint.get("state_dict"), dict):
+        checkpoint = checkpoint["state_dict"]
+    return checkpoint
+
+
+@contextlib.contextmanager
+def _trusted_pickle_reader():
+    """Within it, diffusers' single-file loader reads pickle checkpoints with
+    _read_pickle_checkpoint(): it always passes weights_only=True to
+    torch.load, so trusted = TRUE alone would not load such files."""
+    from diffusers.loaders import single_file_utils
+    original = single_file_utils.load_state_dict
+
+    def load_state_dict(checkpoint_file, *args, **kwargs):
+        if isinstance(checkpoint_file, str) and checkpoint_file.lower().endswith(PICKLE_EXTENSIONS):
+            return _read_pickle_checkpoint(checkpoint_file)
+        return original(checkpoint_file, *args, **kwargs)
+
+    single_file_utils.load_state_dict = load_state_dict
+    try:
+        yield
+    finally:
+        single_file_utils.load_state_dict = original
 
 
 def _hub_pipeline_class(repo_id, local_files_only):
@@ -404,7 +439,22 @@ def _offline():
 
 
 def _resolve(model, revision, variant, config, cache_dir, local_files_only, single_file, trusted):
-    """Return dict(source, model_id, path, revision, family, config)."""
+    """Return dict(source, model_id, path, revision, family, config).
+    A `config` or `revision` the model cannot use is an error, not ignored."""
+    r = _resolve_source(model, revision, variant, config, cache_dir, local_files_only,
+                        single_file, trusted)
+    what = {"tiny": "a tiny model", "dir": "a local directory", "file": "a checkpoint file",
+            "hub": "a hub model"}[r["source"]]
+    if config and r["source"] != "file":
+        raise InputError("config is for single-file checkpoints; %r is %s." % (model, what))
+    if revision and r["source"] != "hub":
+        raise InputError("revision is for models from the Hugging Face hub; %r is %s."
+                         % (model, what))
+    return r
+
+
+def _resolve_source(model, revision, variant, config, cache_dir, local_files_only, single_file,
+                    trusted):
     if not isinstance(model, str) or not model:
         raise InputError("model must be a preset name, a Hugging Face id or a path.")
     if model in tiny.TINY:
@@ -449,8 +499,8 @@ def _resolve(model, revision, variant, config, cache_dir, local_files_only, sing
         for name in tiny.TINY:
             built = tiny.tiny_dir(name, cache_dir or default_cache_dir())
             if os.path.isdir(built) and os.path.samefile(path, built):
-                return _resolve(name, revision, variant, config, cache_dir, local_files_only,
-                                single_file, trusted)
+                return _resolve_source(name, revision, variant, config, cache_dir,
+                                       local_files_only, single_file, trusted)
         if not os.path.isfile(os.path.join(path, "model_index.json")):
             raise ModelError("%s is a directory but not a diffusers pipeline (no "
                              "model_index.json)." % path)
@@ -702,7 +752,9 @@ def _from_pretrained(r, variant, torch_dtype, dtype_arg, local_files_only):
             kw["config"] = r["config"]
         if local_files_only or _offline():
             kw["local_files_only"] = True
-        return cls.from_single_file(r["path"], **kw)
+        # Only trusted pickles get here (_resolve); the cache lock is held.
+        with _trusted_pickle_reader():
+            return cls.from_single_file(r["path"], **kw)
     kw = {dtype_arg: torch_dtype, "local_files_only": True}
     if variant:
         kw["variant"] = variant

@@ -24,8 +24,11 @@ _A1111 = {
     "LMS": ("LMSDiscreteScheduler", {}),
     "DPM2": ("KDPM2DiscreteScheduler", {}),
     "DPM2 a": ("KDPM2AncestralDiscreteScheduler", {}),
-    "DPM++ 2M": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++"}),
-    "DPM++ 2M SDE": ("DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++"}),
+    # "2M": second-order multistep, whatever order the model's config chose.
+    "DPM++ 2M": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++",
+                                                 "solver_order": 2}),
+    "DPM++ 2M SDE": ("DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++",
+                                                     "solver_order": 2}),
     "DPM++ SDE": ("DPMSolverSinglestepScheduler", {"algorithm_type": "dpmsolver++"}),
     "DDIM": ("DDIMScheduler", {}),
     # PNDM's Runge-Kutta warm-up costs extra UNet calls and fails below 4
@@ -166,11 +169,26 @@ def check_steps(scheduler, steps):
                          "not %d." % (int(limit), name, steps))
     if is_flow(name):
         return  # their set_timesteps() may need the pipeline's own arguments (mu)
+    if name == "PNDMScheduler" and not scheduler.config.get("skip_prk_steps") and steps < 4:
+        # Its Runge-Kutta warm-up takes 3 steps (diffusers says "operands
+        # could not be broadcast").
+        raise InputError("PNDMScheduler with its Runge-Kutta warm-up needs at least 4 steps, "
+                         "not %d; \"PLMS\" runs without it." % steps)
+    trial = copy.deepcopy(scheduler)
     try:
-        copy.deepcopy(scheduler).set_timesteps(steps, device="cpu")
+        trial.set_timesteps(steps, device="cpu")
     except (ValueError, IndexError) as e:
         raise InputError("%s cannot run %d steps: %s" % (name, steps, " ".join(str(e).split()))) \
             from e
+    # A steps_offset (SD1.5's DDIM and PNDM: 1) shifts "leading" timesteps
+    # up by one, so all num_train_timesteps steps would reach one past the
+    # last trained timestep: schedulers that index alphas_cumprod by
+    # timestep (those without sigmas) fail on the first step.
+    timesteps = getattr(trial, "timesteps", None)
+    if limit and timesteps is not None and len(timesteps) > 0 and \
+            not hasattr(trial, "sigmas") and float(timesteps.max()) >= int(limit):
+        raise InputError("%s cannot run %d steps with this model: its timesteps would go past "
+                         "the %d it was trained on; use fewer steps." % (name, steps, int(limit)))
 
 
 def _build(default, name=None, config=None, family="sd15"):
