@@ -30,8 +30,9 @@
 #'   prompt.
 #' @param model A preset name (see [sd_presets()]), a Hugging Face hub id, or
 #'   a local model directory or file. See [sd_load_model()].
-#' @param width,height Image size in pixels, multiples of 8. `NULL` uses the
-#'   model's default.
+#' @param width,height Image size in pixels, multiples of 8 (of 16 for SD3
+#'   models whose transformer works on 2 x 2 patches, as SD3 Medium's does).
+#'   `NULL` uses the model's default.
 #' @param steps Number of denoising steps (a whole number >= 1). `NULL` uses
 #'   the model's default.
 #' @param guidance_scale Classifier-free guidance: how strongly the image
@@ -143,8 +144,11 @@ sd_run <- function(task, prompt, negative_prompt = NULL, model = sd_default_mode
   check_scheduler(scheduler, call = call)
 
   preset <- presets_list(call = call)[[model]]
-  width <- width %||% as_int_or_null(preset$width)
-  height <- height %||% as_int_or_null(preset$height)
+  if (task == "txt2img") {
+    # img2img and inpainting take the input image's size (see sd_img2img()).
+    width <- width %||% as_int_or_null(preset$width)
+    height <- height %||% as_int_or_null(preset$height)
+  }
   if (is.null(steps) && !is.null(preset$steps)) {
     steps <- as.integer(preset$steps)
     # A preset's steps with img2img's strength must still run one step

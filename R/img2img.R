@@ -30,9 +30,10 @@
 #'
 #' @section Size:
 #' `width` and `height` default to the size of `image` rounded down to a
-#' multiple of 8 (e.g. 500 x 333 becomes 496 x 328). The input is resized
+#' multiple of 8 (e.g. 500 x 333 becomes 496 x 328), or of 16 for SD3 models
+#' whose transformer works on 2 x 2 patches (496 x 320). The input is resized
 #' (not cropped) to `width` x `height` before generation, so give an image
-#' whose sides are multiples of 8 to keep its pixels untouched. For
+#' whose sides are such multiples to keep its pixels untouched. For
 #' `sd_inpaint()` the mask must have the same size as `image`; a different size
 #' is an error.
 #'
@@ -54,8 +55,9 @@
 #'   0 keeps the input, 1 redraws it entirely. With `steps` steps, about
 #'   `steps * strength` denoising steps run. `NULL`: for `sd_img2img()` the
 #'   preset's `strength` (see [sd_presets()]) or 0.75; for `sd_inpaint()` 1.
-#' @param width,height Output size in pixels, multiples of 8. `NULL` uses the
-#'   size of `image` rounded down to a multiple of 8; see "Size".
+#' @param width,height Output size in pixels, multiples of 8 (16 for SD3
+#'   models with 2 x 2 patches). `NULL` uses the size of `image` rounded down
+#'   to such a multiple; see "Size".
 #' @returns An `sd_image` when one image was made, otherwise an `sd_images`.
 #'   Its metadata has `task` (`"img2img"` or `"inpaint"`), `strength`,
 #'   `init_image_sha256` and, for inpainting, `mask_sha256` and
@@ -81,10 +83,10 @@ sd_img2img <- function(image, prompt, strength = NULL, negative_prompt = NULL,
   tmp_dir <- new_image_dir()
   on.exit(unlink(tmp_dir, recursive = TRUE), add = TRUE)
   input <- as_image_file(image, tmp_dir, what = "image")
-  size <- default_size(input, width, height)
+  check_input_size(input, width, height)
   sd_run(
     task = "img2img", prompt = prompt, negative_prompt = negative_prompt,
-    model = model, width = size$width, height = size$height, steps = steps,
+    model = model, width = width, height = height, steps = steps,
     guidance_scale = guidance_scale, seed = seed, n = n, scheduler = scheduler,
     output_dir = output_dir, load_args = load_args, progress = progress,
     image = input$path,
@@ -116,10 +118,10 @@ sd_inpaint <- function(image, mask, prompt, strength = NULL, keep_unmasked = TRU
       x = "{.arg image} is {input$width} x {input$height}, {.arg mask} is {mask_file$width} x {mask_file$height} (width x height)."
     ))
   }
-  size <- default_size(input, width, height)
+  check_input_size(input, width, height)
   sd_run(
     task = "inpaint", prompt = prompt, negative_prompt = negative_prompt,
-    model = model, width = size$width, height = size$height, steps = steps,
+    model = model, width = width, height = height, steps = steps,
     guidance_scale = guidance_scale, seed = seed, n = n, scheduler = scheduler,
     output_dir = output_dir, load_args = load_args, progress = progress,
     image = input$path, mask = mask_file$path,
@@ -161,22 +163,19 @@ preset_strength <- function(model, task) {
   if (is.null(s) || identical(task, "inpaint")) NULL else as.double(s)
 }
 
-# width/height: the user's, or the image's rounded down to a multiple of 8.
-default_size <- function(input, width, height, call = caller_env()) {
-  round8 <- function(x) max(8L, as.integer(x %/% 8L * 8L))
-  size <- list(
-    width = width %||% round8(input$width),
-    height = height %||% round8(input$height)
-  )
-  # Only a size taken from the image: a given one is checked as an argument.
-  if ((is.null(width) && size$width > 16384) || (is.null(height) && size$height > 16384)) {
+# A width or height left NULL is the image's, rounded down in Python to a
+# multiple the model takes (8, or 16 for SD3 with 2 x 2 patches). Too large
+# a side is then blamed on the image; a given size is checked as an argument.
+check_input_size <- function(input, width, height, call = caller_env()) {
+  too_large <- function(side, given) is.null(given) && side %/% 8 * 8 > 16384
+  if (too_large(input$width, width) || too_large(input$height, height)) {
     abort_input(
       c("{.arg image} is {input$width} x {input$height} pixels; a side above 16384 needs a smaller {.arg width} or {.arg height}.",
         i = "The image is resized to {.arg width} x {.arg height}."),
       call = call
     )
   }
-  size
+  invisible()
 }
 
 # Input images -----------------------------------------------------------

@@ -1,5 +1,6 @@
 """Generation: reproducibility, batches, tasks, callbacks, metadata, errors."""
 
+import importlib
 import json
 
 import numpy as np
@@ -151,6 +152,24 @@ def test_img2img_resizes_and_records_input(gen, api, picture):
     assert meta["init_image_sha256"] == api.pixel_hash(path)
     assert sha(gen(task="img2img", image=path, strength=0.5)) == sha(res)
     assert sha(gen(task="img2img", image=path, strength=1.0)) != sha(res)
+
+
+@pytest.mark.parametrize("model", ["tiny", "tiny-sd3"])
+def test_img2img_size_defaults_to_the_input_rounded_down(gen, tmp_path, model):
+    path = str(tmp_path / "odd.png")
+    Image.new("RGB", (77, 45), (90, 120, 200)).save(path)
+    res = gen(model=model, task="img2img", image=path, strength=0.5, width=None, height=None)
+    assert (res[0]["meta"]["width"], res[0]["meta"]["height"]) == (72, 40)
+    assert Image.open(res[0]["path"]).size == (72, 40)
+
+
+def test_sizes_are_multiples_of_the_vae_factor_and_sd3_patches():
+    from types import SimpleNamespace as NS
+    generate = importlib.import_module("rdiffusers_py.generate")
+    patches = NS(vae_scale_factor=8, transformer=NS(config=NS(patch_size=2)))
+    assert generate._size_factor(patches, "sd3") == 16
+    assert generate._size_factor(patches, "sd15") == 8
+    assert generate._size_factor(NS(vae_scale_factor=4), "sdxl") == 8
 
 
 def test_input_hash_is_of_the_pixels_used_alpha_included(gen, api, tmp_path):

@@ -77,18 +77,13 @@ test_that("bad inputs are classed input errors", {
   })
 })
 
-test_that("sizes default to the image size rounded down to a multiple of 8", {
-  expect_identical(default_size(list(width = 100L, height = 67L), NULL, NULL),
-                   list(width = 96L, height = 64L))
-  expect_identical(default_size(list(width = 5L, height = 64L), NULL, NULL),
-                   list(width = 8L, height = 64L))
-  expect_identical(default_size(list(width = 100L, height = 67L), 64L, 32L),
-                   list(width = 64L, height = 32L))
-  # A side too large to generate is blamed on the image, unless a size is given.
-  expect_error(default_size(list(width = 20000L, height = 10L), NULL, NULL),
+test_that("a side too large to generate is blamed on the image, unless a size is given", {
+  expect_error(check_input_size(list(width = 20000L, height = 10L), NULL, NULL),
                "`image` is 20000 x 10 pixels", class = "rdiffusers_error_input")
-  expect_identical(default_size(list(width = 20000L, height = 10L), 512L, NULL),
-                   list(width = 512L, height = 8L))
+  expect_error(check_input_size(list(width = 10L, height = 16391L), 64L, NULL), NA)
+  expect_error(check_input_size(list(width = 10L, height = 16392L), 64L, NULL),
+               class = "rdiffusers_error_input")
+  expect_error(check_input_size(list(width = 20000L, height = 10L), 512L, NULL), NA)
 })
 
 i2i <- function(image, seed = 3, ...) {

@@ -92,6 +92,19 @@ def run(model, prompt, negative_prompt, seeds, out_paths, width, height, steps,
         d_steps, d_guidance = _FAMILY_DEFAULTS[family]
         steps = int(d_steps if steps is None else steps)
         guidance_scale = float(d_guidance if guidance_scale is None else guidance_scale)
+        factor = _size_factor(pipe, family)
+        init = init_full = mask_img = None
+        init_hash = mask_hash = None
+        if task != "txt2img":
+            init_full = images.load_image(image)
+            init_hash = images.pixel_hash(init_full)  # the pixels used
+            # A size not given is the input's, rounded down to what the
+            # model takes (496 x 328 from 500 x 333; 496 x 320 for SD3's
+            # 2 x 2 patches).
+            if width is None:
+                width = max(factor, init_full.width // factor * factor)
+            if height is None:
+                height = max(factor, init_full.height // factor * factor)
         native = _native_size(pipe)
         width = int(native if width is None else width)
         height = int(native if height is None else height)
@@ -107,20 +120,11 @@ def run(model, prompt, negative_prompt, seeds, out_paths, width, height, steps,
             if layers is not None and not 0 <= int(clip_skip) < layers:
                 raise InputError("clip_skip must be between 0 and %d for this model, not %s."
                                  % (layers - 1, clip_skip))
-        factor = int(getattr(pipe, "vae_scale_factor", 8))
-        if family == "sd3":
-            factor *= int(getattr(pipe.transformer.config, "patch_size", 1))
-        # The SD and SDXL pipelines insist on multiples of 8 whatever the VAE.
-        factor = max(8, factor)
         if width % factor or height % factor or width < factor or height < factor:
             raise InputError("width and height must be positive multiples of %d for this model, "
                              "not %d x %d." % (factor, width, height))
 
-        init = init_full = mask_img = None
-        init_hash = mask_hash = None
         if task != "txt2img":
-            init_full = images.load_image(image)
-            init_hash = images.pixel_hash(init_full)  # the pixels used
             init = init_full if init_full.size == (width, height) else \
                 init_full.resize((width, height), resample=_lanczos())
         if task == "inpaint":
@@ -224,6 +228,16 @@ def run(model, prompt, negative_prompt, seeds, out_paths, width, height, steps,
 
 # Usual settings per family for models without a preset: (steps, guidance).
 _FAMILY_DEFAULTS = {"sd15": (30, 7.5), "sdxl": (30, 5.0), "sd3": (28, 7.0)}
+
+
+def _size_factor(pipe, family):
+    """What width and height must be multiples of: the VAE's scale factor,
+    times the transformer's patch size for SD3 (2 for SD3 Medium), and at
+    least 8, which the SD and SDXL pipelines insist on whatever the VAE."""
+    factor = int(getattr(pipe, "vae_scale_factor", 8))
+    if family == "sd3":
+        factor *= int(getattr(pipe.transformer.config, "patch_size", 1))
+    return max(8, factor)
 
 
 def _native_size(pipe):
