@@ -3,8 +3,9 @@
 #' Generates one or more images with a Stable Diffusion pipeline and writes
 #' each to a PNG file in `output_dir` that carries every setting needed to
 #' regenerate it exactly (see [png_read_meta()]). Arguments are checked in R
-#' before anything runs; a bad value is an error of class
-#' `rdiffusers_error_input` that names the argument.
+#' before anything runs; a bad value is an error that names the argument, of
+#' class `rdiffusers_error_input` (a model that cannot be found:
+#' `rdiffusers_error_model`; see [rdiffusers-package] for all classes).
 #'
 #' @section Seeds:
 #' A seed makes an image reproducible. `seed = NULL` draws one from R's random
@@ -40,7 +41,8 @@
 #' @param seed `NULL`, a whole number in 0..2^53, or a decimal string in
 #'   0..18446744073709551615; length 1 or one per prompt. See "Seeds".
 #' @param n Number of images per prompt (at most 10000 images per call).
-#' @param scheduler `NULL` (the model's own) or a name from
+#' @param scheduler `NULL` (a preset's own, see [sd_presets()], or else the
+#'   model's) or a name from
 #'   [sd_schedulers()], e.g. `"Euler a"` or `"DPMSolverMultistepScheduler"`.
 #' @param output_dir Directory for the PNG files; created if needed. Defaults
 #'   to [sd_output_dir()].
@@ -156,8 +158,16 @@ sd_run <- function(task, prompt, negative_prompt = NULL, model = sd_default_mode
     # floor() as Python's int(): ceiling(1 / strength) * strength can round
     # to just below 1 (strength = 1/161).
     if (!is.null(strength) && floor(steps * strength) < 1) {
-      steps <- as.integer(ceiling(1 / strength))
-      while (floor(steps * strength) < 1) steps <- steps + 1L
+      needed <- ceiling(1 / strength)
+      while (floor(needed * strength) < 1) needed <- needed + 1
+      if (needed > 1000) {
+        abort_input(
+          c("{.arg strength} = {format(strength)} would need {format(needed, big.mark = ',', scientific = FALSE)} steps to run one.",
+            i = "Raise {.arg strength} or give {.arg steps}."),
+          call = call
+        )
+      }
+      steps <- as.integer(needed)
     }
   }
   guidance_scale <- guidance_scale %||% (if (!is.null(preset$guidance_scale)) as.double(preset$guidance_scale))
@@ -397,8 +407,17 @@ dots_allowed <- c("revision", "device", "dtype", "variant", "config", "optimize"
 # is an error (a misspelt argument must not be silently ignored).
 check_dots_load <- function(..., .allowed = dots_allowed, call = caller_env()) {
   # `.allowed`, dotted so it cannot capture a user argument in `...`.
-  allowed <- .allowed
   dots <- list(...)
+  check_dots_names(dots, .allowed, call = call)
+  dots <- check_load_args(dots, call = call)
+  if (!is.null(dots$clip_skip)) {
+    dots$clip_skip <- check_whole(dots$clip_skip, min = 0, arg = "clip_skip", call = call)
+  }
+  dots
+}
+
+# Every element of `dots` (a list) named, once, with a name in `allowed`.
+check_dots_names <- function(dots, allowed, call = caller_env()) {
   nms <- names(dots) %||% rep("", length(dots))
   if (any(!nzchar(nms))) {
     abort_input(
@@ -418,11 +437,7 @@ check_dots_load <- function(..., .allowed = dots_allowed, call = caller_env()) {
   if (anyDuplicated(nms)) {
     abort_input("Argument {.arg {nms[duplicated(nms)]}} is given twice.", call = call)
   }
-  dots <- check_load_args(dots, call = call)
-  if (!is.null(dots$clip_skip)) {
-    dots$clip_skip <- check_whole(dots$clip_skip, min = 0, arg = "clip_skip", call = call)
-  }
-  dots
+  invisible(dots)
 }
 
 check_prompt <- function(prompt, arg = caller_arg(prompt), call = caller_env()) {
@@ -443,7 +458,29 @@ check_prompt <- function(prompt, arg = caller_arg(prompt), call = caller_env()) 
       call = call
     )
   }
+  check_utf8(prompt, arg = arg, call = call)
   invisible(prompt)
+}
+
+# Text whose bytes are not valid in its encoding (a Latin-1 file read
+# without its encoding in a UTF-8 session) would reach the model, and the
+# metadata, garbled ("caf<e9>"). Strings marked latin1 convert exactly.
+check_utf8 <- function(x, arg = caller_arg(x), call = caller_env()) {
+  utf8_session <- isTRUE(l10n_info()[["UTF-8"]])
+  ok <- vapply(x, function(s) {
+    enc <- Encoding(s)
+    if (enc == "unknown" && utf8_session) return(validUTF8(s))
+    enc != "bytes" && !is.na(iconv(s, from = if (enc == "unknown") "" else enc, to = "UTF-8"))
+  }, logical(1), USE.NAMES = FALSE)
+  bad <- which(!ok)
+  if (length(bad) > 0) {
+    abort_input(
+      c("{.arg {arg}} is not valid UTF-8 text (element{?s} {bad}).",
+        i = "Read text files with their encoding, e.g. {.code readLines(f, encoding = \"latin1\")}, or convert with {.fn iconv}."),
+      call = call
+    )
+  }
+  invisible(x)
 }
 
 check_negative_prompt <- function(x, n_prompts, arg = "negative_prompt",
@@ -457,6 +494,7 @@ check_negative_prompt <- function(x, n_prompts, arg = "negative_prompt",
       call = call
     )
   }
+  check_utf8(x, arg = arg, call = call)
   rep_len(x, n_prompts)
 }
 
@@ -544,7 +582,15 @@ check_scheduler <- function(scheduler, arg = "scheduler", call = caller_env()) {
 seed_max <- "18446744073709551615"
 
 # Returns one decimal-string seed per prompt.
+# bit64's integer64 (what data.table::fread() reads big integers as) holds
+# int64 bits in a double vector: read as a number it is garbage (42 is
+# 2.1e-322), so seeds of that class are taken as their decimal digits.
+int64_as_digits <- function(x) {
+  if (inherits(x, "integer64")) as.character(x) else x
+}
+
 check_seed <- function(seed, n_prompts, arg = "seed", call = caller_env()) {
+  seed <- int64_as_digits(seed)
   if (is.null(seed)) {
     # From R's RNG, so set.seed() reproduces it; below 2^53 so it is exact.
     hi <- sample.int(2^21, n_prompts, replace = TRUE) - 1

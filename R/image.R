@@ -12,8 +12,13 @@
 #' subset with `[` and `[[` and combined with `c()`.
 #'
 #' @param path Path of an existing image file.
-#' @param meta Named list of metadata (see `dev/ARCHITECTURE.md` for the
-#'   entries).
+#' @param meta Named list of metadata, as [png_read_meta()] returns it. For
+#'   a generated image: the arguments (`task`, `prompt`, `negative_prompt`,
+#'   `seed`, `steps`, `width`, `height`, `guidance_scale`, `strength`,
+#'   `clip_skip`, `scheduler` and its `scheduler_config`, `loras`, ...), the
+#'   model (`model`, `model_id`, `model_revision`, `family`, ...), how it ran
+#'   (`device`, `dtype`, `optimize`, `torch_threads`, `versions`) and hashes
+#'   of the pixels and of any input image and mask (`pixel_sha256`, ...).
 #' @param x An object.
 #' @returns `new_sd_image()`: an `sd_image`. `new_sd_images()`: an `sd_images`.
 #'   `is_sd_image()`: `TRUE`/`FALSE`.
@@ -74,6 +79,7 @@ one_image <- function(x, arg = caller_arg(x), call = caller_env()) {
 
 # A path argument that may also be given as an image object (its file).
 image_path <- function(x, arg = caller_arg(x), call = caller_env()) {
+  force(arg)  # before `x` is reassigned: caller_arg() reads it lazily
   x <- one_image(x, arg = arg, call = call)
   if (is_sd_image(x)) {
     return(x$path)
@@ -94,7 +100,20 @@ image_path <- function(x, arg = caller_arg(x), call = caller_env()) {
 
 #' @export
 `[[.sd_images` <- function(x, i) {
+  if (!is.numeric(i) || length(i) != 1 || is.na(i) || i < 1 || i > length(x) || i != trunc(i)) {
+    abort_input(
+      "Can't take image {.val {format(i)}} of an {.cls sd_images} of length {length(x)}: give a number from 1 to {length(x)}."
+    )
+  }
   unclass(x)[[i]]
+}
+
+#' @export
+`$.sd_images` <- function(x, name) {
+  abort_input(
+    c("An {.cls sd_images} holds several images; it has no {.field {name}}.",
+      i = "Take one image first, e.g. {.code imgs[[1]]${name}}, or see {.code as.data.frame(imgs)}.")
+  )
 }
 
 #' @export

@@ -14,6 +14,11 @@
 #' errors of class `rdiffusers_error_reproduce`; the others are listed in the
 #' result, since the pixels may still agree.
 #'
+#' On a CPU, pixels are bit-identical only at the same torch thread count
+#' (recorded as `torch_threads`). torch uses all cores by default; to fix the
+#' count, set the environment variable `RDIFFUSERS_TORCH_THREADS` (read before
+#' every call), e.g. `Sys.setenv(RDIFFUSERS_TORCH_THREADS = 4)`.
+#'
 #' LoRAs recorded in the file are loaded for the call and the model's previous
 #' LoRAs are restored afterwards. A grid made by [sd_sweep()] is not
 #' regenerated as a whole (an error says so); its cells, listed in its
@@ -25,11 +30,13 @@
 #'   `prompt`, `negative_prompt`, `strength`, `clip_skip`, `device`, `dtype`,
 #'   `optimize`, `model`). They are recorded in the new file under
 #'   `reproduced_from`. With overrides the pixels are not expected to match.
+#'   `NULL` means what it means for [sd_generate()]: `seed = NULL` a random
+#'   seed, `negative_prompt = NULL` none, `steps = NULL` the model's default.
 #' @param image,mask For images made by [sd_img2img()] or [sd_inpaint()]: the
 #'   input image (and mask), in any form those functions take. Their pixel
 #'   hashes must match the ones recorded.
 #' @param trusted `TRUE` to allow loading the image's model when it is a
-#'   pickle checkpoint (`.ckpt`, `.pt`), as for [sd_load_model()]. A
+#'   pickle checkpoint (`.ckpt`, `.pt`, ...), as for [sd_load_model()]. A
 #'   single-file checkpoint is loaded with the `config` and a hub model with
 #'   the weight `variant` recorded in the file.
 #' @inheritParams sd_generate
@@ -140,9 +147,12 @@ check_overrides <- function(overrides, call = caller_env()) {
     )
   }
   # One image is regenerated: one prompt, one seed. The other settings are
-  # checked by sd_run() and check_dots_load() like sd_generate()'s.
+  # checked by sd_run() and check_dots_load() like sd_generate()'s, NULL
+  # included (seed = NULL: a random one; negative_prompt = NULL: none).
   for (name in intersect(c("prompt", "negative_prompt", "seed", "model"), names(overrides))) {
-    if (length(overrides[[name]]) != 1) {
+    value <- overrides[[name]]
+    nullable <- name %in% c("negative_prompt", "seed")
+    if (length(value) != 1 && !(nullable && is.null(value))) {
       abort_input("{.arg {name}} must be a single value to regenerate one image.", call = call)
     }
   }

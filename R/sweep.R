@@ -32,11 +32,12 @@
 #'   `sweep-*.png` file in `output_dir`.
 #' @param progress Show progress over the cells: `NULL` (the option
 #'   `rdiffusers.progress`, by default `TRUE` in interactive sessions),
-#'   `TRUE`/`FALSE`, `"summary"` or `"none"`.
+#'   `TRUE`/`FALSE`, or `"bar"`, `"summary"`, `"none"`.
 #' @returns An `sd_sweep` object: a list with `path` (the grid PNG),
 #'   `images` (the cells as `sd_images`, in grid order), `cells` (a data
-#'   frame with one row per cell: `row`, `col`, `file`, `seed`,
-#'   `guidance_scale`, `steps`) and `meta` (what the grid's PNG holds). It
+#'   frame with one row per cell: `row`, `col`, `file`, `seed` (a list
+#'   column, as seeds above 2^53 are strings), `guidance_scale`, `steps`)
+#'   and `meta` (what the grid's PNG holds). It
 #'   has `print()`, `plot()` and `knit_print()` methods.
 #' @family generation
 #' @export
@@ -50,6 +51,7 @@ sd_sweep <- function(prompt, seed = NULL, guidance_scale = NULL, steps = NULL,
                      ..., output_dir = sd_output_dir(), file = NULL,
                      progress = NULL) {
   check_sweep_prompt(prompt)
+  seed <- int64_as_digits(seed)
   check_sweep_axis(seed)
   check_sweep_axis(guidance_scale)
   check_sweep_axis(steps)
@@ -65,6 +67,9 @@ sd_sweep <- function(prompt, seed = NULL, guidance_scale = NULL, steps = NULL,
   if ("n" %in% names(dots)) {
     abort_input("{.fn sd_sweep} makes one image per combination; {.arg n} is not used.")
   }
+  # What sd_generate() takes besides what sd_sweep() sets itself.
+  own <- c("prompt", "seed", "guidance_scale", "steps", "n", "output_dir", "progress", "...")
+  check_dots_names(dots, c(setdiff(names(formals(sd_generate)), own), dots_allowed))
   check_string(output_dir)
   check_string(file, allow_null = TRUE)
   if (!is.null(file) && file.exists(file)) {
@@ -187,6 +192,9 @@ sd_sweep <- function(prompt, seed = NULL, guidance_scale = NULL, steps = NULL,
   meta <- sweep_meta(prompt, images, cells, axes, col_axis, row_axes, dots)
   write_sweep_grid(images, ncol = lens[[col_axis]], col_labels = col_labels,
                    row_labels = row_labels, meta = meta, file = file)
+  # Absolute, as the cells' paths are: the result still finds its file
+  # after setwd() (plot(), knitr).
+  file <- normalizePath(file, winslash = "/")
 
   if (identical(mode, "summary")) {
     secs <- as.double(difftime(Sys.time(), started, units = "secs"))
@@ -298,8 +306,9 @@ format.sd_sweep <- function(x, ...) {
     length(m$sweep_axes[[a]])
   }, integer(1))
   c(
-    sprintf("<sd_sweep> %d images: %d seed%s x %d guidance x %d steps",
-            length(x$images), dims[[1]], if (dims[[1]] == 1) "" else "s",
+    sprintf("<sd_sweep> %d image%s: %d seed%s x %d guidance x %d steps",
+            length(x$images), if (length(x$images) == 1) "" else "s",
+            dims[[1]], if (dims[[1]] == 1) "" else "s",
             dims[[2]], dims[[3]]),
     sprintf("prompt: %s", encodeString(m$prompt, quote = '"')),
     sprintf("grid:   %s", x$path)

@@ -55,6 +55,18 @@ test_that("validation messages name the argument and the fix", {
   })
 })
 
+test_that("prompts that are not valid UTF-8 are refused; Latin-1 ones are converted", {
+  raw_latin1 <- rawToChar(as.raw(c(0x63, 0x61, 0x66, 0xe9)))   # "caf\xe9", unmarked
+  expect_error(sd_generate(c("ok", raw_latin1)), "`prompt` is not valid UTF-8 text \\(element 2\\)",
+               class = "rdiffusers_error_input")
+  expect_error(sd_generate("a", negative_prompt = raw_latin1), "`negative_prompt` is not valid UTF-8",
+               class = "rdiffusers_error_input")
+  marked <- raw_latin1
+  Encoding(marked) <- "latin1"
+  expect_silent(check_utf8(marked))
+  expect_silent(check_utf8("\u6c34\u58a8"))
+})
+
 test_that("seeds are checked and expanded as exact decimal strings", {
   expect_equal(check_seed(2^53, 1), "9007199254740992")
   expect_equal(check_seed("18446744073709551615", 2), rep("18446744073709551615", 2))
@@ -67,6 +79,17 @@ test_that("seeds are checked and expanded as exact decimal strings", {
   expect_true(is.na(seed_add("18446744073709551615", 1L)))
   expect_true(seed_fits_double("9007199254740992"))
   expect_false(seed_fits_double("9007199254740993"))
+})
+
+test_that("bit64 seeds (data.table::fread()'s big integers) keep their digits", {
+  skip_if_not_installed("bit64")
+  expect_equal(check_seed(bit64::as.integer64(42), 1), "42")
+  expect_equal(check_seed(bit64::as.integer64("9223372036854775807"), 1), "9223372036854775807")
+  expect_equal(check_seed(bit64::as.integer64(c(7, 8)), 2), c("7", "8"))
+  expect_error(check_seed(bit64::as.integer64(-1), 1), "\"-1\"", class = "rdiffusers_error_input")
+  expect_error(check_seed(bit64::as.integer64(NA), 1), class = "rdiffusers_error_input")
+  expect_error(sd_sweep("a", seed = bit64::as.integer64(c(7, 7))), "repeated",
+               class = "rdiffusers_error_input")
 })
 
 test_that("seed = NULL follows R's RNG", {
@@ -322,4 +345,8 @@ test_that("n is capped, and a preset's steps always run one step at any strength
   img <- sd_img2img(src, "a cat", model = "tiny", strength = 1 / 161, seed = 1,
                     output_dir = withr::local_tempdir(), progress = FALSE)
   expect_gte(floor(img$meta$steps * img$meta$strength), 1)
+  # A strength so small that no step count would do is an input error
+  # (ceiling(1 / strength) overflowed R's integers before).
+  expect_error(sd_img2img(src, "a cat", model = "tiny", strength = 1e-10, progress = FALSE),
+               "would need 10,000,000,000 steps", class = "rdiffusers_error_input")
 })

@@ -11,6 +11,12 @@ test_that("sd_image objects hold a path and typed metadata", {
   expect_identical(out, img)
 })
 
+test_that("a path argument's error names the argument, not its value", {
+  expect_error(png_read_meta(NULL), "`path` must be a single non-empty string",
+               class = "rdiffusers_error_input")
+  expect_error(png_read_meta(c("a", "b")), "`path` must", class = "rdiffusers_error_input")
+})
+
 test_that("sd_image validation rejects bad input with classed errors", {
   path <- withr::local_tempfile(fileext = ".png")
   png::writePNG(array(0.5, c(8, 8, 3)), path)
@@ -60,6 +66,10 @@ test_that("sd_images subset, combine and print one line per image", {
   expect_identical(imgs2[[1]], c3)
   expect_error(imgs2[[2]] <- "oops", class = "rdiffusers_error_input")
   expect_error(imgs2$foo <- 1, class = "rdiffusers_error_input")
+  for (i in list(3, 0, -1, "a", 1.5, NA, c(1, 2))) {
+    expect_error(imgs[[i]], "give a number from 1 to 2", class = "rdiffusers_error_input")
+  }
+  expect_error(imgs$path, "imgs\\[\\[1\\]\\]\\$path", class = "rdiffusers_error_input")
   expect_s3_class(imgs2, "sd_images")
   expect_length(format(imgs2), 3)
 

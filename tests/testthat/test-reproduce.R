@@ -159,6 +159,15 @@ test_that("overrides are checked like sd_generate()'s arguments", {
   expect_error(sd_reproduce(img$path, seed = c(1, 2)), class = "rdiffusers_error_input")
   expect_error(sd_reproduce(img$path, prompt = c("a", "b")), class = "rdiffusers_error_input")
   expect_error(sd_reproduce(img$path, strength = 2), class = "rdiffusers_error_input")
+  expect_error(sd_reproduce(img$path, prompt = NULL), "single value",
+               class = "rdiffusers_error_input")
+  # NULL means what it means for sd_generate(): no negative prompt, a random seed.
+  with_neg <- tiny_image(negative_prompt = "fog")
+  out <- sd_reproduce(with_neg$path, negative_prompt = NULL, seed = NULL,
+                      output_dir = withr::local_tempdir())
+  expect_identical(png_read_meta(out$image$path)$negative_prompt,
+                   img$meta$negative_prompt)
+  expect_false(identical(out$image$meta$seed, with_neg$meta$seed))
   # device = "auto" is a valid override, not a device to look for.
   out <- sd_reproduce(img$path, device = "auto", output_dir = withr::local_tempdir())
   expect_true(out$identical)

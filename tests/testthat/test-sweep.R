@@ -132,16 +132,38 @@ test_that("the grid's metadata lists the axes and every cell", {
   }
 })
 
+test_that("a relative file is returned as an absolute path", {
+  skip_if_no_python()
+  out <- withr::local_tempdir()
+  withr::with_dir(out, {
+    sw <- sd_sweep("a fox", model = "tiny", seed = 1, steps = 2, width = 64, height = 64,
+                   output_dir = "cells", progress = FALSE, file = "grid.png")
+  })
+  expect_identical(sw$path, normalizePath(file.path(out, "grid.png"), winslash = "/"))
+  expect_true(file.exists(sw$path))
+  expect_true(file.exists(sw$images[[1]]$path))
+  expect_output(print(sw), "<sd_sweep> 1 image: 1 seed", fixed = TRUE)
+})
+
 test_that("settings left NULL are shared by every cell", {
   skip_if_no_python()
   out <- withr::local_tempdir()
   sw <- sd_sweep("a lighthouse", model = "tiny", guidance_scale = c(1, 9),
                  steps = 2, width = 64, height = 64, output_dir = out,
                  progress = FALSE, file = file.path(out, "grid.png"))
-  expect_identical(sw$path, file.path(out, "grid.png"))
+  expect_identical(sw$path, normalizePath(file.path(out, "grid.png"), winslash = "/"))
   expect_identical(sw$images[[1]]$meta$seed, sw$images[[2]]$meta$seed)
   expect_output(print(sw), "2 images: 1 seed x 2 guidance x 1 steps")
   expect_output(print(sw), "grid.png", fixed = TRUE)
+})
+
+test_that("an unknown argument lists what sd_sweep()'s ... takes", {
+  err <- expect_error(sd_sweep("a fox", seed = 1:2, foo = 1), "Unknown argument `foo`",
+                      class = "rdiffusers_error_input")
+  expect_match(conditionMessage(err), "`negative_prompt`", fixed = TRUE)
+  expect_match(conditionMessage(err), "`width`", fixed = TRUE)
+  expect_match(conditionMessage(err), "`clip_skip`", fixed = TRUE)
+  expect_no_match(conditionMessage(err), "`seed`", fixed = TRUE)
 })
 
 test_that("sd_sweep() checks its paths first and never replaces a file", {
