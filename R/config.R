@@ -1,8 +1,9 @@
 #' Is the Python stack for rdiffusers available?
 #'
 #' Chooses Python the way every rdiffusers function does (see [sd_config()])
-#' and checks that torch, diffusers and transformers can be imported, without
-#' importing them (so it takes well under a second). It never errors, which
+#' and checks that torch, diffusers and transformers are installed there,
+#' without importing them (so it takes well under a second; a broken install
+#' shows up at the first generation, and in [sd_config()]). It never errors, which
 #' makes it suitable for `@examplesIf`, `skip_if_not()` and `if ()`.
 #'
 #' @returns `TRUE` or `FALSE`.

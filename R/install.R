@@ -30,7 +30,8 @@
 #' @param ... Further arguments for `pip install`, e.g. `"--no-cache-dir"`.
 #' @param torch_index `NULL` or the package index URL to install torch from
 #'   (see above).
-#' @param python Python executable (>= 3.9) to create the environment with;
+#' @param python Python executable (>= 3.11, what the pinned diffusers and
+#'   transformers need) to create the environment with;
 #'   `NULL` finds one.
 #' @param fresh If `TRUE`, delete the environment first (only one created by
 #'   `sd_install()`).
@@ -170,7 +171,7 @@ venv_has_python <- function(dir) file.exists(venv_python_path(dir))
 find_starter_python <- function(call = caller_env()) {
   starter <- get0("virtualenv_starter", envir = asNamespace("reticulate"), inherits = FALSE)
   if (is.function(starter)) {
-    found <- tryCatch(starter(">=3.9"), error = function(e) NULL)
+    found <- tryCatch(starter(paste0(">=", python_min)), error = function(e) NULL)
     if (length(found) && !is.na(found)) return(found)
   }
   for (cand in c("python3", "python")) {
@@ -178,16 +179,21 @@ find_starter_python <- function(call = caller_env()) {
     if (nzchar(path) && python_version_ok(path)) return(unname(path))
   }
   sd_abort(
-    c("No Python >= 3.9 found to create the environment with.",
+    c("No Python >= {python_min} found to create the environment with.",
       i = "Install Python (e.g. {.run reticulate::install_python()}) or pass {.arg python}."),
     class = "rdiffusers_error_python",
     call = call
   )
 }
 
+# The oldest Python the pinned packages (requirements.txt) install on:
+# diffusers 0.42, transformers 5, numpy 2.4 and Pillow 13 need 3.11.
+python_min <- "3.11"
+
 python_version_ok <- function(python) {
+  code <- paste0("import sys; print(sys.version_info >= (", sub(".", ", ", python_min, fixed = TRUE), "))")
   out <- suppressWarnings(tryCatch(
-    system2(python, c("-c", shQuote("import sys; print(sys.version_info >= (3, 9))")),
+    system2(python, c("-c", shQuote(code)),
             stdout = TRUE, stderr = FALSE),
     error = function(e) ""
   ))
@@ -197,7 +203,7 @@ python_version_ok <- function(python) {
 check_python_version <- function(python, call = caller_env()) {
   if (!python_version_ok(python)) {
     sd_abort(
-      "{.file {python}} is not a working Python >= 3.9.",
+      "{.file {python}} is not a working Python >= {python_min}.",
       class = "rdiffusers_error_python",
       call = call
     )

@@ -419,7 +419,7 @@ decode_double <- function(e) {
 #' @returns A named list of class `sd_meta` with attributes `tool` (the tool
 #'   that wrote the file, e.g. `"rdiffusers"`, `"a1111"`, `"comfyui"`, or
 #'   `"unknown"`) and `chunks` (a named character vector of all text chunks).
-#'   An empty list when the file has no metadata. Use `as.list()` to drop
+#'   An empty list (tool `"none"`) when the file has no metadata. Use `as.list()` to drop
 #'   the class and attributes, e.g. to compare with `identical()`.
 #' @family metadata
 #' @export

@@ -8,7 +8,11 @@
 #'
 #' `sd_cache_dir()` is where the tiny models are built: the option
 #' `rdiffusers.cache_dir`, or [tools::R_user_dir()]`("rdiffusers", "cache")`.
-#' Models from the Hugging Face hub use the hub's own cache.
+#' Models from the Hugging Face hub use the hub's own cache. It also holds
+#' the kernels `torch.compile` makes (`optimize = "bf16-compile"`), so that
+#' later sessions reuse them: unless the environment variable
+#' `TORCHINDUCTOR_CACHE_DIR` is set, rdiffusers sets it to its
+#' `torchinductor` folder before Python starts.
 #'
 #' @returns A string.
 #' @family pipelines

@@ -87,7 +87,7 @@ py_choose_impl <- function() {
     searched <- c(searched, "reticulate::py_require()")
     py_require <- getExportedValue("reticulate", "py_require")
     err <- try_python({
-      py_require(requirements(), python_version = ">=3.9")
+      py_require(requirements(), python_version = paste0(">=", python_min))
       reticulate::py_config()
     })
     return(result(is.null(err), "reticulate::py_require()", err))

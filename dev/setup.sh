@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian machine for rdiffusers: R and the R packages it uses
 # (from Debian), the package itself, and its managed Python environment
-# (rdiffusers::sd_install()). Safe to run again: it skips what is there.
+# (rdiffusers::sd_install()). Safe to run again: Debian packages already
+# installed are skipped, and sd_install() refreshes the environment's pins.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 debs=(r-base-core r-base-dev r-cran-reticulate r-cran-cli r-cran-rlang r-cran-png
       r-cran-jsonlite r-cran-withr r-cran-testthat r-cran-knitr r-cran-rmarkdown
       r-cran-roxygen2 r-cran-magick r-cran-processx r-cran-callr r-cran-pkgload
+      r-cran-bit64
       pandoc qpdf tidy python3 python3-venv python3-pip)
 missing=()
 for p in "${debs[@]}"; do

@@ -5,7 +5,7 @@
 # With CI=true a missing Python dependency is a failure, never a skip.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-bash dev/setup.sh || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
+bash dev/setup.sh || { echo "setup failed"; echo "0 passed, 1 failed, 0 skipped"; exit 1; }
 
 py=$(Rscript -e 'cat(reticulate::virtualenv_python("r-rdiffusers"))')
 "$py" -m pip install -q -r tests/python/requirements.txt

@@ -113,3 +113,18 @@ test_that("a real install creates a marked env with the pinned stack", {
   diffusers_pin <- grep("^diffusers==", pins, value = TRUE)
   expect_true(diffusers_pin %in% freeze)
 })
+
+test_that("the Python floor is the newest one a pinned package requires", {
+  skip_if_no_python()
+  py_helper()
+  pins <- sub("==.*", "", grep("==", requirements(), value = TRUE, fixed = TRUE))
+  meta <- reticulate::import("importlib.metadata")
+  needs <- vapply(pins, function(p) meta$metadata(p)$get("Requires-Python", ""), "")
+  specifiers <- reticulate::import("packaging.specifiers")
+  accepts <- function(version) {
+    vapply(needs, function(n) specifiers$SpecifierSet(n)$contains(version), logical(1))
+  }
+  expect_true(all(accepts(python_min)))
+  below <- sprintf("3.%d", as.integer(sub("^3\\.", "", python_min)) - 1L)
+  expect_false(all(accepts(below)))
+})
