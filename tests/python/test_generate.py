@@ -54,6 +54,15 @@ def test_largest_seed_works_and_is_kept_as_text(gen):
         gen(seeds=[str(2 ** 64)])
 
 
+def test_seeds_are_plain_digits_or_ints():
+    generate = importlib.import_module("rdiffusers_py.generate")
+    assert generate._seed("007") == 7
+    assert generate._seed(42) == 42
+    for bad in ("1_000", " 42\n", "\u0664\u0662", "-1", "4.0", 4.0, True, None):
+        with pytest.raises(InputError, match="seed"):
+            generate._seed(bad)
+
+
 def test_batch_image_equals_generating_it_alone(gen):
     batch = gen(seeds=["5", "6", "7"])
     alone = gen(seeds=["6"])

@@ -6,6 +6,7 @@ its own, and results do not depend on the device's random number generator.
 """
 
 import inspect
+import re
 
 from . import images, lora, pipeline, schedulers
 from .errors import InputError
@@ -17,9 +18,15 @@ _CLIP_FAMILIES = ("sd15", "sdxl")  # prompts go to CLIP only (77 tokens)
 
 
 def _seed(s):
-    try:
-        v = int(str(s), 10)
-    except (TypeError, ValueError):
+    """A seed from R (a decimal string: R's numbers cannot hold all 64 bits)
+    or a Python int. Only plain ASCII digits: int() would also take "1_000",
+    " 42\n" or other scripts' digits, which would then be recorded as
+    another spelling than the one given."""
+    if isinstance(s, int) and not isinstance(s, bool):
+        v = s
+    elif isinstance(s, str) and re.fullmatch(r"[0-9]+", s, re.ASCII):
+        v = int(s)
+    else:
         raise InputError("seed must be a whole number between 0 and 2^64 - 1, not %r." % (s,))
     if not 0 <= v <= 2 ** 64 - 1:
         raise InputError("seed must be between 0 and 2^64 - 1, not %s." % s)
