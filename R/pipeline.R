@@ -74,12 +74,13 @@ sd_cache_dir <- function() {
 #'   [sd_load_lora()] on that model) need not repeat it; a changed file does.
 #' @param optimize Speed settings. `"auto"`: on a CPU with native bfloat16
 #'   (AVX512-BF16 / AMX) `"bf16"`; on CUDA channels-last memory (and, for a
-#'   float32 pipeline, half precision and VAE tiling); otherwise `"none"`. `"none"`: the pipeline as
-#'   diffusers loads it. `"bf16"`: denoiser and VAE in bfloat16 with
-#'   channels-last memory behind a float32 interface (pixels differ a little
-#'   from float32); on the CPU the convolution weights are also kept packed
-#'   for oneDNN (faster, same pixels, one more copy of those weights in
-#'   memory). `"fp16"` (GPU only), `"channels_last"`, and
+#'   float32 pipeline, half precision and VAE tiling); otherwise `"none"`.
+#'   `"none"`: the pipeline as diffusers loads it. `"bf16"`: denoiser and VAE
+#'   in bfloat16 with channels-last memory behind a float32 interface (pixels
+#'   differ a little from float32); on the CPU the convolution weights are
+#'   also kept packed for oneDNN (faster, same pixels, one more copy of those
+#'   weights in memory); on CUDA it needs a GPU with bfloat16 support (an
+#'   error otherwise). `"fp16"` (GPU only), `"channels_last"`, and
 #'   `"bf16-compile"` (adds `torch.compile()`: minutes to compile, again for
 #'   each new image size). The mode used is stored in each image's metadata.
 #'   Defaults to the option `rdiffusers.optimize`.

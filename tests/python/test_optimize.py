@@ -40,6 +40,13 @@ def test_auto_on_gpus(monkeypatch):
     monkeypatch.setattr(opt, "_cuda_bf16", lambda: False)
     assert opt.resolve("auto", "cuda", "float32") == "fp16"
     assert opt.resolve("auto", "mps", "float32") == "none"
+    # Asked for by name on a GPU without bf16: an error, not a slow emulation.
+    for mode in ("bf16", "bf16-compile"):
+        with pytest.raises(InputError, match="bfloat16 support"):
+            opt.resolve(mode, "cuda:0", "float32")
+    assert opt.resolve("bf16", "cuda", "float16") == "channels_last"
+    monkeypatch.setattr(opt, "_cuda_bf16", lambda: True)
+    assert opt.resolve("bf16", "cuda", "float32") == "bf16"
 
 
 def test_explicit_modes_and_aliases():

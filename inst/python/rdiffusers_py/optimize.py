@@ -90,6 +90,11 @@ def resolve(mode, device, dtype):
             % (", ".join('"%s"' % m for m in MODES), mode))
     if mode == "fp16" and base == "cpu":
         raise InputError("optimize = \"fp16\" needs a GPU; on the CPU use \"bf16\".")
+    if mode in ("bf16", "bf16-compile") and base == "cuda" and dtype == "float32" \
+            and not _cuda_bf16():
+        # Older GPUs (before Ampere) emulate bf16 slowly or fail in kernels.
+        raise InputError("optimize = \"%s\" needs a GPU with bfloat16 support; this one has "
+                         "none: use \"fp16\" (what \"auto\" picks here)." % mode)
     if mode in ("bf16", "fp16", "bf16-compile") and dtype != "float32":
         # The weights are already half precision: casting again would only
         # change which half format is used.  Keep the user's dtype.
