@@ -20,7 +20,8 @@
 #' * a numeric array, height x width x 3 (RGB) or 4 (RGBA), or a
 #'   height x width matrix (grey). Values are read as 0--1 when all of them
 #'   are within \[0, 1\] and the array is not of integer type, otherwise as
-#'   0--255;
+#'   0--255 (so an integer array of only 0s and 1s is nearly black, and
+#'   warns);
 #' * for `mask` also a logical matrix (`TRUE` = repaint).
 #'
 #' Transparent pixels are put on white. A JPEG is used upright, as image
@@ -362,6 +363,14 @@ array_to_png <- function(x, dir, what, arg, call) {
   if (rng[1] < 0 || rng[2] > 255) {
     abort_input("{.arg {arg}} values must be within 0-1 or 0-255, not {format(rng[1])} to {format(rng[2])}.",
                 call = call)
+  }
+  if (is.integer(x) && rng[2] == 1) {
+    # A 0/1 mask made with `m * 1L` reads as black and near-black: keep all.
+    cli::cli_warn(
+      c("{.arg {arg}} is an integer array of 0s and 1s, read as 0-255: nearly black.",
+        i = "For 0-1 values use doubles or, for a mask, {.code TRUE}/{.code FALSE}."),
+      class = "rdiffusers_warning", call = call
+    )
   }
   # Documented rule: integer storage, or any value above 1, means 0-255.
   if (is.integer(x) || rng[2] > 1) {

@@ -10,6 +10,13 @@ test_that("image inputs of every form become PNG files of the right size", {
   expect_identical(png::readPNG(f255$path), png::readPNG(f$path))
   int_arr <- array(as.integer(round(arr * 255)), dim(arr))
   expect_identical(png::readPNG(as_image_file(int_arr, dir)$path), png::readPNG(f$path))
+  # ... which makes an integer 0/1 mask nearly black (keep all): a warning.
+  m <- matrix(0L, 8, 8)
+  m[3:6, 3:6] <- 1L
+  expect_warning(as_image_file(m, dir, what = "mask"), "integer array of 0s and 1s",
+                 class = "rdiffusers_warning")
+  expect_no_warning(as_image_file(m == 1L, dir, what = "mask"))
+  expect_no_warning(as_image_file(m * 255L, dir, what = "mask"))
 
   # A raster keeps orientation: row 1 is the top.
   r <- as.raster(arr)
