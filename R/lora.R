@@ -31,10 +31,12 @@
 #'   `trusted = TRUE`).
 #' @param scale Strength of the LoRA, a finite number; 1 applies it fully, 0
 #'   switches it off, values above 1 or below 0 exaggerate or invert it. For
-#'   `sd_lora_scale()` one per `adapter_name`, or one for all.
-#' @param adapter_name Name of the adapter: a syntactic name of letters,
-#'   digits and `_`, other than names PyTorch modules use themselves (such as
-#'   `"train"` or `"float"`). `NULL` uses the file name
+#'   `sd_lora_scale()` one per `adapter_name` (matched by name when named,
+#'   e.g. `c(ink = 0.5, paper = 1)`), or one for all.
+#' @param adapter_name Name of the adapter: letters, digits and `_`, not
+#'   starting with a digit, other than Python keywords (such as `"class"`)
+#'   and names PyTorch modules use themselves (such as `"train"` or
+#'   `"float"`). `NULL` uses the file name
 #'   (`"pixel-art.v2.safetensors"` becomes `"pixel_art_v2"`, `"train.safetensors"`
 #'   becomes `"lora_train"`). Loading the same file under a name that is
 #'   already loaded only sets its scale. For `sd_unload_lora()`, `NULL`
@@ -121,6 +123,13 @@ sd_lora_scale <- function(adapter_name, scale, model = sd_default_model(), ...) 
   }
   if (anyNA(scale) || any(!is.finite(scale))) {
     abort_input("{.arg scale} must be finite numbers, not {.val {scale}}.")
+  }
+  if (!is.null(names(scale)) && length(scale) > 1) {
+    # c(b = 0.2, a = 1): by name, not by position.
+    if (!setequal(names(scale), adapter_name) || anyDuplicated(names(scale))) {
+      abort_input("The names of {.arg scale} must be those of {.arg adapter_name}, each once.")
+    }
+    scale <- scale[adapter_name]
   }
   scales <- as.list(rep_len(as.double(scale), length(adapter_name)))
   names(scales) <- adapter_name

@@ -36,7 +36,10 @@
 #'   input image (and mask), in any form those functions take. Their pixel
 #'   hashes must match the ones recorded.
 #' @param trusted `TRUE` to allow loading the image's model when it is a
-#'   pickle checkpoint (`.ckpt`, `.pt`, ...), as for [sd_load_model()]. A
+#'   pickle checkpoint (`.ckpt`, `.pt`, ...), as for [sd_load_model()], and
+#'   the LoRA files it records when they are pickles, as for
+#'   [sd_load_lora()]: they can run code when loaded, and the file's
+#'   metadata names them. A
 #'   single-file checkpoint is loaded with the `config` and a hub model with
 #'   the weight `variant` recorded in the file.
 #' @inheritParams sd_generate
@@ -108,7 +111,7 @@ sd_reproduce <- function(path, ..., image = NULL, mask = NULL,
   model <- reproduce_model(meta, overrides)
   check_model_revision(model, meta, overrides, load_args)
 
-  restore <- swap_loras(model, meta$loras, load_args)
+  restore <- swap_loras(model, meta$loras, load_args, trusted = trusted)
   on.exit(restore(), add = TRUE)
 
   scheduler_changed <- "scheduler" %in% names(overrides)
@@ -267,50 +270,92 @@ check_model_revision <- function(model, meta, overrides, load_args, call = calle
 }
 
 # Puts exactly the recorded LoRAs (files checked by hash) on the model and
-# returns a function that brings back the LoRAs it had before.
-swap_loras <- function(model, loras, load_args, call = caller_env()) {
+# returns a function that brings back the LoRAs it had before. Recorded
+# pickle files need `trusted`, as anywhere else: the metadata of a PNG from
+# someone else decides which files are read.
+swap_loras <- function(model, loras, load_args, trusted = FALSE, call = caller_env()) {
   dots <- compact(load_args[load_arg_names])
   for (l in loras) {
-    if (!file.exists(l$path)) {
+    problem <- lora_file_problem(l$path, l$sha256)
+    if (!is.null(problem)) {
       sd_abort(
-        c("The LoRA {.val {l$name}} used for this image is missing.",
-          x = "No file at {.file {l$path}}."),
-        class = "rdiffusers_error_reproduce", call = call
-      )
-    }
-    hash <- py_call("file_sha256", l$path)
-    if (!identical(hash, l$sha256)) {
-      sd_abort(
-        c("The LoRA file {.file {l$path}} has changed since this image was made.",
-          x = "Recorded sha256 {.val {l$sha256}}; now {.val {hash}}."),
+        c("The LoRA {.val {l$name}} used for this image cannot be loaded again.",
+          x = problem),
         class = "rdiffusers_error_reproduce", call = call
       )
     }
   }
   before <- rlang::exec(sd_loras, model = model, !!!dots)
-  wanted <- vapply(loras, function(l) paste(l$name, l$sha256, format(l$scale, digits = 17)), "")
-  have <- paste(before$name, before$sha256, format(before$scale, digits = 17))
-  if (identical(unname(wanted), have)) return(function() invisible())
+  wanted <- lora_keys(vapply(loras, `[[`, "", "name"), vapply(loras, `[[`, "", "sha256"),
+                      vapply(loras, function(l) as.double(l$scale), 0))
+  if (identical(wanted, lora_keys(before$name, before$sha256, before$scale))) {
+    return(function() invisible())
+  }
+  # The LoRAs loaded now come back from their files afterwards: make sure
+  # they can, before anything changes.
+  for (i in seq_len(nrow(before))) {
+    problem <- lora_file_problem(before$path[[i]], before$sha256[[i]])
+    if (!is.null(problem)) {
+      sd_abort(
+        c("The LoRA {.val {before$name[[i]]}} loaded now could not be put back afterwards.",
+          x = problem,
+          i = "Unload it first: {.code sd_unload_lora(\"{before$name[[i]]}\")}."),
+        class = "rdiffusers_error_reproduce", call = call
+      )
+    }
+  }
 
   if (nrow(before) > 0) rlang::exec(sd_unload_lora, model = model, !!!dots)
-  restore <- function() {
+  put_back <- function() {
     rlang::exec(sd_unload_lora, model = model, !!!dots)
     for (i in seq_len(nrow(before))) {
+      # Loaded before by the user (trusted then where it is a pickle); the
+      # content is the one checked above.
       rlang::exec(sd_load_lora, before$path[[i]], scale = before$scale[[i]],
                   adapter_name = before$name[[i]], model = model, trusted = TRUE, !!!dots)
     }
   }
+  # After generation: a failure to restore must not lose the new image.
+  restore <- function() {
+    tryCatch(put_back(), error = function(e) {
+      cli::cli_warn(
+        c("Could not put back the LoRAs loaded before {.fn sd_reproduce}.",
+          x = conditionMessage(e), i = "See {.fn sd_loras}."),
+        class = "rdiffusers_warning", call = call
+      )
+    })
+  }
   tryCatch(
     for (l in loras) {
       rlang::exec(sd_load_lora, l$path, scale = l$scale, adapter_name = l$name,
-                  model = model, trusted = TRUE, !!!dots)
+                  model = model, trusted = trusted, !!!dots)
     },
     error = function(e) {
-      restore()
+      put_back()
       stop(e)
     }
   )
   restore
+}
+
+# Why a LoRA file cannot be loaded as the one recorded (a message), or NULL.
+lora_file_problem <- function(path, sha256) {
+  if (!rlang::is_string(path) || !file.exists(path)) {
+    return(cli::format_inline("No file at {.file {path}}."))
+  }
+  hash <- py_call("file_sha256", path)
+  if (!identical(hash, sha256)) {
+    return(cli::format_inline(
+      "{.file {path}} has changed: sha256 {.val {sha256}} then, {.val {hash}} now."
+    ))
+  }
+  NULL
+}
+
+# One string per LoRA: what must agree for two LoRA lists to be the same.
+# Scales one by one: format() of a vector pads them to a common width.
+lora_keys <- function(name, sha256, scale) {
+  paste(name, sha256, vapply(scale, function(s) format(s, digits = 17), ""))
 }
 
 new_sd_reproduction <- function(path, meta, image, differences) {

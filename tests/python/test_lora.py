@@ -57,6 +57,13 @@ def files(tmp_path_factory):
          "transformer.blocks.0.attn.to_q.lora_B.weight": torch.ones(8, 4)},
         str(root / "other.safetensors"))
     f["nothing"] = str(root / "other.safetensors")
+    # A LoRA for this model plus tensors for a layer it does not have:
+    # diffusers loads the part that fits and only logs the rest.
+    part = safetensors.torch.load_file(f["a"])
+    part["unet.nonexistent_block.to_q.lora.down.weight"] = torch.zeros(4, 32)
+    part["unet.nonexistent_block.to_q.lora.up.weight"] = torch.zeros(32, 4)
+    safetensors.torch.save_file(part, str(root / "part.safetensors"))
+    f["part"] = str(root / "part.safetensors")
     f["missing"] = str(root / "absent.safetensors")
     return f
 
@@ -160,6 +167,7 @@ def test_metadata_records_name_path_hash_scale(entry, files):
     ("xl_te", errors.LoraError, "another base model"),
     ("pickle", errors.LoraError, "trusted"),
     ("nothing", errors.LoraError, "added no adapter"),
+    ("part", errors.LoraError, "2 of its tensors match no layer of this model"),
     ("missing", errors.InputError, "does not exist"),
 ])
 @pytest.mark.parametrize("preloaded", [False, True])
@@ -265,6 +273,14 @@ def test_api_functions_work_on_cached_entries(files, tmp_path):
         assert api.list_loras(model) == []
     finally:
         pipeline.free()
+
+
+def test_a_compiled_model_is_refused_before_it_is_loaded(files):
+    from rdiffusers_py import api
+    pipeline.free()
+    with pytest.raises(errors.InputError, match="compiled model"):
+        api.load_lora(files["sd15"], files["a"], optimize="bf16-compile")
+    assert pipeline.cached() == []
 
 
 def test_failed_scale_change_keeps_records_and_pipeline(entry, files, monkeypatch):

@@ -93,6 +93,12 @@ test_that("stacked LoRAs keep their own scales and are recorded in the metadata"
   expect_identical(meta[[2]]$scale, 0.5)
   expect_identical(meta[[2]]$sha256, loras$sha256[[2]])
   expect_match(meta[[2]]$sha256, "^[0-9a-f]{64}$")
+  # Named scales are matched by name, not position.
+  scales <- sd_lora_scale(c("a", "b"), c(b = 0.2, a = 0.9), model = "tiny")
+  expect_identical(scales$scale, c(0.9, 0.2))
+  expect_error(sd_lora_scale(c("a", "b"), c(a = 1, c = 2), model = "tiny"),
+               "names of `scale`", class = "rdiffusers_error_input")
+  sd_lora_scale(c("a", "b"), c(1, 0.5), model = "tiny")
   # The same file under its loaded name only changes the scale.
   sd_load_lora(b, scale = 0, model = "tiny", adapter_name = "b")
   expect_identical(pixels_of(gen()), only_a)

@@ -152,6 +152,49 @@ test_that("LoRAs are checked by hash, applied for the call, and the model's own 
   expect_error(sd_reproduce(img$path, output_dir = dir), class = "rdiffusers_error_reproduce")
 })
 
+test_that("LoRAs already as recorded stay loaded; ones that could not be put back stop it first", {
+  skip_if_no_python()
+  dir <- withr::local_tempdir()
+  on.exit(sd_unload_lora(model = "tiny"), add = TRUE)
+  sd_load_lora(test_lora("keep-a", seed = 11), scale = 1, adapter_name = "a", model = "tiny")
+  sd_load_lora(test_lora("keep-b", seed = 12), scale = 0.5, adapter_name = "b", model = "tiny")
+  img <- tiny_image(dir = dir)
+  unloads <- 0L
+  real_unload <- sd_unload_lora
+  local_ns_mock(sd_unload_lora = function(...) {
+    unloads <<- unloads + 1L
+    real_unload(...)
+  })
+  out <- sd_reproduce(img$path, output_dir = dir)
+  expect_true(out$identical)
+  expect_identical(unloads, 0L)
+  sd_unload_lora(model = "tiny")
+
+  # A LoRA loaded now whose file has gone could not come back afterwards.
+  gone <- file.path(dir, "gone.safetensors")
+  file.copy(test_lora("keep-c", seed = 13), gone)
+  sd_load_lora(gone, adapter_name = "gone", model = "tiny")
+  unlink(gone)
+  n_files <- length(list.files(dir))
+  expect_error(sd_reproduce(img$path, output_dir = dir), "could not be put back",
+               class = "rdiffusers_error_reproduce")
+  expect_identical(sd_loras("tiny")$name, "gone")
+  expect_length(list.files(dir), n_files)
+})
+
+test_that("a pickle LoRA named in an image's metadata needs trusted = TRUE", {
+  skip_if_no_python()
+  dir <- withr::local_tempdir()
+  on.exit(sd_unload_lora(model = "tiny"), add = TRUE)
+  pickle <- test_lora("repro-pickle", seed = 8, ext = "bin")
+  sd_load_lora(pickle, adapter_name = "pickled", model = "tiny", trusted = TRUE)
+  img <- tiny_image(dir = dir)
+  sd_unload_lora(model = "tiny")
+  expect_error(sd_reproduce(img$path, output_dir = dir), "pickle", class = "rdiffusers_error_lora")
+  expect_identical(nrow(sd_loras("tiny")), 0L)
+  expect_true(sd_reproduce(img$path, output_dir = dir, trusted = TRUE)$identical)
+})
+
 test_that("overrides are checked like sd_generate()'s arguments", {
   skip_if_no_python()
   img <- tiny_image()

@@ -21,7 +21,9 @@ entry's UNet and text encoders, so adapters act on every task of a model and
 never on another cache entry.
 """
 
+import contextlib
 import keyword
+import logging
 import os
 import re
 
@@ -156,6 +158,38 @@ def _read_state_dict(path, trusted):
     return state
 
 
+@contextlib.contextmanager
+def _unmatched_keys():
+    """Collects the names of LoRA tensors that matched no layer: diffusers
+    loads the rest of the file and only logs these, as a warning that
+    quiet_logs() keeps off the console. The logger gets its own level and
+    handler for the block. (Its "missing keys" report is not used: it picks
+    the adapter's keys by a substring test, so adapter "b" claims the keys
+    of every "down_blocks" layer of another adapter.)"""
+    logger = logging.getLogger("diffusers.utils.peft_utils")
+    found = []
+    said = re.compile(r"Loading adapter weights from state_dict led to unexpected keys "
+                      r"found in the model:")
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            for part in said.split(record.getMessage())[1:]:
+                part = part.split("Loading adapter weights")[0]  # a missing-keys report after
+                found.extend(k.strip() for k in part.strip().rstrip(".").split(",") if k.strip())
+
+    handler = Collect(logging.WARNING)
+    saved = (logger.level, logger.propagate)
+    logger.setLevel(logging.WARNING)
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        yield found
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+
+
 def _apply_scales(pipe, loras):
     if loras:
         pipe.set_adapters([l["name"] for l in loras], [float(l["scale"]) for l in loras])
@@ -190,6 +224,13 @@ def _unfuse(pipe):
 
 def _restore(pipe, before, loras):
     """Put adapters back to `before` (a set of names) with the scales in loras."""
+    if not before and _adapter_set(pipe):
+        # Nothing was loaded before: remove every wrapper, as unloading the
+        # last LoRA does (deleting the adapter alone leaves PEFT's layers).
+        try:
+            pipe.unload_lora_weights()
+        except Exception:
+            pass
     new = _adapter_set(pipe) - before
     for name in new:
         for comp in pipe._lora_loadable_modules:
@@ -236,10 +277,7 @@ def _entry_load(entry, path, scale=1.0, adapter_name=None, trusted=False):
     name = _check_name(adapter_name if adapter_name is not None else default_adapter_name(path))
     scale = float(scale)
     if entry.info.get("optimize") == "bf16-compile":
-        # The compiled graph holds the weights as constants (inductor
-        # freezing) and wraps the denoiser, so diffusers would find no UNet.
-        raise _input_error("LoRAs cannot be loaded into a compiled model (optimize = "
-                           "\"bf16-compile\"); load the model with optimize = \"bf16\".")
+        raise _compiled_error()
     sha = file_sha256(path)
     with entry.lock:
         pipe = entry.pipe
@@ -259,7 +297,7 @@ def _entry_load(entry, path, scale=1.0, adapter_name=None, trusted=False):
         state = _read_state_dict(path, trusted)
         before = _adapter_set(pipe)
         try:
-            with quiet_logs():
+            with quiet_logs(), _unmatched_keys() as unmatched:
                 pipe.load_lora_weights(state, adapter_name=name)
         except Exception as e:
             _restore(pipe, before, loras)
@@ -284,6 +322,15 @@ def _entry_load(entry, path, scale=1.0, adapter_name=None, trusted=False):
             raise _lora_error(
                 f"Loading {os.path.basename(path)} added no adapter: none of its tensors matched "
                 "this model's layers (wrong base model or unsupported LoRA format)."
+            )
+        if unmatched:
+            # Part of the file would act, the rest be dropped: not the LoRA
+            # its author trained.
+            _restore(pipe, before, loras)
+            raise _lora_error(
+                f"Could not load LoRA {os.path.basename(path)}: {len(unmatched)} of its tensors "
+                f"match no layer of this model (first: {unmatched[0]}), so it was made for "
+                "another model or holds more than a LoRA for it."
             )
         record = {"name": name, "path": path, "sha256": sha, "scale": scale}
         loras.append(record)
@@ -348,7 +395,26 @@ def load_lora(model, path, scale=1.0, adapter_name=None, trusted=False, **load_a
     """Load a LoRA file onto the model's cached pipeline; return its record
     {name, path, sha256, scale}.  Loading an already loaded name from the
     same file only sets its scale."""
+    _refuse_compiled(load_args)
     return _entry_load(_get_entry(model, load_args), path, scale, adapter_name, trusted)
+
+
+def _compiled_error():
+    # The compiled graph holds the weights as constants (inductor freezing)
+    # and wraps the denoiser, so diffusers would find no UNet.
+    return _input_error("LoRAs cannot be loaded into a compiled model (optimize = "
+                        "\"bf16-compile\"); load the model with optimize = \"bf16\".")
+
+
+def _refuse_compiled(load_args):
+    """Refuses a compiled model before it is loaded (and compiled) for
+    nothing: the mode comes from the load arguments as get_entry() finds it."""
+    from . import optimize as opt
+    from . import pipeline
+    device = pipeline.resolve_device(load_args.get("device") or "auto")
+    dtype = pipeline.resolve_dtype(load_args.get("dtype") or "auto", device)
+    if opt.resolve(load_args.get("optimize") or "auto", device, dtype) == "bf16-compile":
+        raise _compiled_error()
 
 
 def unload_lora(model, adapter_name=None, **load_args):
