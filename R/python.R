@@ -193,10 +193,29 @@ abort_python_missing <- function(choice, call = caller_env()) {
   )
 }
 
+# Environment variables the helper reads while it runs. Python copies the
+# environment when it starts (os.environ), so a Sys.setenv() in R after that
+# would never reach it: they are handed over before a call when changed.
+py_env_vars <- c("RDIFFUSERS_TORCH_THREADS", "HF_HUB_OFFLINE")
+
+sync_py_env <- function() {
+  now <- Sys.getenv(py_env_vars, unset = NA)
+  if (identical(now, the$py_env)) {
+    return(invisible())
+  }
+  environ <- reticulate::import("os", convert = FALSE)$environ
+  for (var in py_env_vars) {
+    if (is.na(now[[var]])) environ$pop(var, NULL) else reticulate::py_set_item(environ, var, now[[var]])
+  }
+  the$py_env <- now
+  invisible()
+}
+
 # Calls one function of the helper module and turns Python exceptions into
 # classed R errors and R interrupts into `rdiffusers_interrupt` conditions.
 py_call <- function(fun_name, ..., call = caller_env()) {
   py <- py_helper(call = call)
+  sync_py_env()
   # Accessing the attribute imports the delay-loaded helper on first use.
   fun <- tryCatch(
     py[[fun_name]],

@@ -350,3 +350,15 @@ test_that("n is capped, and a preset's steps always run one step at any strength
   expect_error(sd_img2img(src, "a cat", model = "tiny", strength = 1e-10, progress = FALSE),
                "would need 10,000,000,000 steps", class = "rdiffusers_error_input")
 })
+
+test_that("RDIFFUSERS_TORCH_THREADS set after Python started is used by the next call", {
+  skip_if_no_python()
+  withr::local_envvar(RDIFFUSERS_TORCH_THREADS = "1")
+  gen1 <- function() {
+    sd_generate("a fox", width = 64, height = 64, steps = 1, seed = 1,
+                output_dir = withr::local_tempdir(.local_envir = parent.frame()), progress = FALSE)
+  }
+  expect_equal(gen1()$meta$torch_threads, 1)
+  Sys.setenv(RDIFFUSERS_TORCH_THREADS = "2")
+  expect_equal(gen1()$meta$torch_threads, 2)
+})

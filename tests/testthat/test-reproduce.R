@@ -273,3 +273,14 @@ test_that("settings the image's task does not use are refused, not recorded", {
   expect_error(sd_reproduce(img$path, mask = img), "not used",
                class = "rdiffusers_error_input")
 })
+
+test_that("the recorded optimize mode is used again, whatever the option says now", {
+  skip_if_no_python()
+  img <- tiny_image(optimize = "none")
+  withr::local_options(rdiffusers.optimize = "bf16")
+  out <- sd_reproduce(img$path, output_dir = withr::local_tempdir())
+  expect_identical(out$image$meta$optimize, "none")
+  expect_true(out$identical)
+  # The option does act when the mode is not recorded (a new image).
+  expect_identical(tiny_image()$meta$optimize, "bf16")
+})
