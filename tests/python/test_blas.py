@@ -19,7 +19,8 @@ def test_plain_python_needs_no_binding():
     assert run("import rdiffusers_py; print(rdiffusers_py.TORCH_BLAS)") == "not needed"
 
 
-def test_a_host_blas_in_the_global_scope_triggers_deepbind_and_torch_keeps_mkl():
+def test_a_host_blas_in_the_global_scope_triggers_deepbind_and_torch_still_works():
+    # (Which BLAS then runs shows in speed only: bench/ measures that.)
     # Stand in for R: load the system BLAS (libblas3, which R depends on)
     # into the global scope first, then import the package.
     res = run("""
@@ -35,5 +36,5 @@ def test_a_host_blas_in_the_global_scope_triggers_deepbind_and_torch_keeps_mkl()
 
 
 def test_too_late_when_torch_came_first():
-    assert run("import torch, rdiffusers_py; print(rdiffusers_py.TORCH_BLAS)") in (
-        "too late", "not needed")
+    want = "too late" if sys.platform.startswith("linux") else "not needed"
+    assert run("import torch, rdiffusers_py; print(rdiffusers_py.TORCH_BLAS)") == want

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from rdiffusers_py import pipeline
-from rdiffusers_py.errors import InputError, RdiffusersError
+from rdiffusers_py.errors import InputError
 
 META_KEYS = {
     "task", "prompt", "negative_prompt", "prompt_3", "seed", "steps", "width", "height",
@@ -330,7 +330,7 @@ def test_input_errors_are_classed(gen, picture):
         gen(task="inpaint", image=picture[0])
     with pytest.raises(InputError, match="image"):
         gen(task="img2img", image="/no/such/file.png")
-    with pytest.raises(RdiffusersError):
+    with pytest.raises(InputError, match="task must be one of txt2img, img2img, inpaint"):
         gen(task="outpaint")
 
 

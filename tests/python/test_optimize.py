@@ -209,6 +209,24 @@ def test_packed_conv_matches_plain_conv_bit_for_bit(cfg):
     assert xg.grad is not None and xg.grad.shape == xg.shape
 
 
+@pytest.mark.skipif(not opt.cpu_has_native_bf16(),
+                    reason="packed convolutions run only on CPUs with native bf16 (AVX512-BF16/AMX)")
+def test_packed_path_runs_on_cpus_with_native_bf16():
+    """What the tests above check only where it applies: that the packed
+    operator, not the plain fallback, ran and gave the plain result."""
+    from rdiffusers_py._packed_conv import PackedConv2d
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(8, 16, 3, padding=1).to(torch.bfloat16).to(
+        memory_format=torch.channels_last)
+    ref = copy.deepcopy(conv)
+    assert opt.prepack_convs(conv) == 1 and isinstance(conv, PackedConv2d)
+    x = torch.randn(2, 8, 12, 12).to(torch.bfloat16).to(memory_format=torch.channels_last)
+    with torch.no_grad():
+        assert torch.equal(conv(x), ref(x))
+    assert conv._rdiffusers_pack.key is not None
+    assert not conv._rdiffusers_pack.failed
+
+
 def test_packed_conv_made_under_inference_mode_runs():
     # Inference tensors have no version counter to key the pack on.
     with torch.inference_mode():
@@ -256,6 +274,7 @@ def test_packed_convs_follow_conv_loras(api, cache_dir, tmp_path, monkeypatch):
     base = _run(pipe)
     pipe.load_lora_weights(path, adapter_name="conv")
     convs = [m for m in pipe.unet.modules() if isinstance(m, PackedConv2d)]
+    assert convs
     with_lora = _run(pipe)
     if native:
         assert all(m._rdiffusers_pack.key is not None for m in convs)

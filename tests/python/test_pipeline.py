@@ -194,8 +194,10 @@ def test_config_and_revision_a_model_cannot_use_are_errors(api, cache_dir, tmp_p
 
 
 def test_hub_id_offline_is_a_model_error(api, monkeypatch, tmp_path):
+    import huggingface_hub.constants as hc
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    # An empty cache: huggingface_hub read HF_HOME when it was imported.
+    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path))
     with pytest.raises(ModelError, match="not in the local Hugging Face cache"):
         api.load_pipeline("nobody/nothing-here")
 
@@ -356,8 +358,10 @@ def test_a_trusted_training_checkpoint_loads(api, cache_dir, tmp_path, monkeypat
     info = api.load_pipeline(ckpt, trusted=True, config=config, local_files_only=True)
     unet = pipeline.get_entry(ckpt, config=config, local_files_only=True).pipe.unet
     ref = pipeline.get_entry(config).pipe.unet
-    for (name, a), (_, b) in zip(unet.state_dict().items(), ref.state_dict().items()):
-        assert torch.equal(a, b), name
+    got, want = unet.state_dict(), ref.state_dict()
+    assert list(got) == list(want)
+    for name in want:
+        assert torch.equal(got[name], want[name]), name
     assert pipeline._family_of_checkpoint(ckpt, None) == "sd15"
     api.free_pipelines(info["key"])
 

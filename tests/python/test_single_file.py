@@ -88,14 +88,14 @@ def test_without_config_offline_is_a_model_error(ckpt, cache_dir, monkeypatch):
         pipeline.get_entry(ckpt, cache_dir=cache_dir)
 
 
-def test_family_comes_from_the_header_without_reading_weights(ckpt):
+def test_family_comes_from_the_header_without_reading_weights(ckpt, monkeypatch):
     from safetensors.torch import load_file
     shapes = pipeline._checkpoint_shapes(ckpt)
     full = load_file(ckpt)
     assert set(shapes) == set(full)
     assert all(t.device.type == "meta" for t in shapes.values())
     assert all(tuple(shapes[k].shape) == tuple(v.shape) for k, v in full.items())
-    pipeline._KINDS.clear()
+    monkeypatch.setattr(pipeline, "_KINDS", {})
     assert pipeline._family_of_checkpoint(ckpt, None) == "sd15"
 
 
@@ -116,7 +116,7 @@ def test_hub_config_family_comes_from_its_model_index(ckpt, tmp_path, monkeypatc
     import huggingface_hub.constants as hc
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path))
-    pipeline._KINDS.clear()
+    monkeypatch.setattr(pipeline, "_KINDS", {})
     # The repo's name says nothing (or the wrong thing); its index decides.
     _fake_hub_repo(str(tmp_path), "acme/ssd-1b", "StableDiffusionXLPipeline")
     _fake_hub_repo(str(tmp_path), "acme/xl-sd3-lookalike", "StableDiffusionPipeline")
@@ -127,4 +127,3 @@ def test_hub_config_family_comes_from_its_model_index(ckpt, tmp_path, monkeypatc
         pipeline._family_of_checkpoint(ckpt, "acme/flux")
     # A config that cannot be had offline: the checkpoint's own keys decide.
     assert pipeline._family_of_checkpoint(ckpt, "acme/not-cached-xl") == "sd15"
-    pipeline._KINDS.clear()

@@ -20,6 +20,20 @@ skip_if_no_python <- function() {
   testthat::skip("rdiffusers Python stack not available (run rdiffusers::sd_install())")
 }
 
+# skip_if_not_installed(), except in CI (CI=true), where dev/setup.sh
+# installs every package the suite uses: there a missing one fails the run
+# instead of quietly dropping tests (Ctrl+C, "never starts Python").
+skip_if_not_installed_ci <- function(pkg) {
+  if (requireNamespace(pkg, quietly = TRUE)) {
+    return(invisible(TRUE))
+  }
+  if (identical(tolower(Sys.getenv("CI")), "true")) {
+    stop("CI=true but the R package ", pkg, " is not installed (see dev/setup.sh).",
+         call. = FALSE)
+  }
+  testthat::skip(paste(pkg, "is not installed"))
+}
+
 # Runs `fun()` in a fresh R session with rdiffusers loaded (the source tree
 # when the tests run from it, else the installed package), with
 # RDIFFUSERS_PYTHON and RETICULATE_PYTHON set as given. Returns fun()'s value.

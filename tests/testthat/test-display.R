@@ -94,7 +94,7 @@ test_that("plot() of several images checks its arguments", {
 })
 
 test_that("as_magick() reads the PNG files", {
-  skip_if_not_installed("magick")
+  skip_if_not_installed_ci("magick")
   img <- local_png_image(width = 12L, height = 8L)
   m <- as_magick(img)
   expect_s3_class(m, "magick-image")
@@ -106,7 +106,7 @@ test_that("as_magick() reads the PNG files", {
 })
 
 test_that("knit_print() includes the image as a figure of the chunk", {
-  skip_if_not_installed("knitr")
+  skip_if_not_installed_ci("knitr")
   img <- local_png_image()
   # Outside a chunk: the image's own path.
   out <- knit_print.sd_image(img, options = list(fig.path = NULL))

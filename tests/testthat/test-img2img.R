@@ -49,7 +49,7 @@ test_that("image inputs of every form become PNG files of the right size", {
 })
 
 test_that("JPEG sizes are read from the header, magick images are converted", {
-  skip_if_not_installed("magick")
+  skip_if_not_installed_ci("magick")
   dir <- withr::local_tempdir()
   img <- magick::image_blank(72, 40, "red")
   jpg <- file.path(dir, "x.jpg")
@@ -155,7 +155,7 @@ test_that("every image form gives the same img2img result as its PNG file", {
   expect_identical(pixels_of(i2i(png::readPNG(path), strength = 0.6)), ref)
   expect_identical(pixels_of(i2i(png::readPNG(path) * 255, strength = 0.6)), ref)
   expect_identical(pixels_of(i2i(as.raster(png::readPNG(path)), strength = 0.6)), ref)
-  skip_if_not_installed("magick")
+  skip_if_not_installed_ci("magick")
   expect_identical(pixels_of(i2i(magick::image_read(path), strength = 0.6)), ref)
 })
 

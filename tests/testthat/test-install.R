@@ -108,10 +108,15 @@ test_that("a real install creates a marked env with the pinned stack", {
                        torch_index = NULL)
   expect_true(file.exists(python))
   expect_true(is_our_venv(file.path(root, "r-rdiffusers-test")))
-  pins <- requirements()
-  freeze <- system2(python, c("-m", "pip", "freeze"), stdout = TRUE)
-  diffusers_pin <- grep("^diffusers==", pins, value = TRUE)
-  expect_true(diffusers_pin %in% freeze)
+  # Every pin, as pip spells it ("huggingface-hub", "Pillow", "torch==...+cpu").
+  name <- function(x) tolower(gsub("[-_.]+", "-", sub("==.*", "", x)))
+  version <- function(x) sub("\\+.*$", "", sub("^.*==", "", x))
+  freeze <- grep("==", system2(python, c("-m", "pip", "freeze"), stdout = TRUE),
+                 value = TRUE, fixed = TRUE)
+  installed <- stats::setNames(version(freeze), name(freeze))
+  for (pin in grep("==", requirements(), value = TRUE, fixed = TRUE)) {
+    expect_identical(unname(installed[name(pin)]), version(pin), label = pin)
+  }
 })
 
 test_that("the Python floor is the newest one a pinned package requires", {

@@ -104,7 +104,7 @@ reticulate_interrupt_crash <- function(res) {
 
 test_that("an interrupt stops generation, is classed, and leaves the pipeline usable", {
   skip_if_no_python()
-  skip_if_not_installed("processx")
+  skip_if_not_installed_ci("processx")
   skip_on_os("windows") # SIGINT cannot be sent to another process there.
 
   out_dir <- withr::local_tempdir()

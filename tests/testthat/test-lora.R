@@ -22,7 +22,7 @@ test_that("LoRA arguments are checked in R before Python starts", {
 })
 
 test_that("listing and unloading LoRAs, listing and freeing models never start Python", {
-  skip_if_not_installed("callr")
+  skip_if_not_installed_ci("callr")
   res <- r_without_python(
     function() {
       unload <- tryCatch(rdiffusers::sd_unload_lora("style", model = "tiny"), error = identity)

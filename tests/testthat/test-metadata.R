@@ -364,7 +364,8 @@ test_that("a corrupt typed chunk falls back to the other chunks with a warning",
 
 test_that("forcing a format that is absent is a classed error", {
   expect_error(png_read_meta(local_png(), format = "comfyui"), class = "rdiffusers_error_metadata")
-  expect_error(png_read_meta(local_png(), format = "nope"))
+  expect_error(png_read_meta(local_png(), format = "nope"), "`format` must be one of",
+               class = "rdiffusers_error_input")
 })
 
 test_that("print() shows the tool and the entries", {
