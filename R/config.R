@@ -3,8 +3,11 @@
 #' Chooses Python the way every rdiffusers function does (see [sd_config()])
 #' and checks that torch, diffusers and transformers are installed there,
 #' without importing them (so it takes well under a second; a broken install
-#' shows up at the first generation, and in [sd_config()]). It never errors, which
-#' makes it suitable for `@examplesIf`, `skip_if_not()` and `if ()`.
+#' shows up at the first generation, and in [sd_config()]). It installs
+#' nothing (with reticulate 1.41 or later and no other Python, the
+#' `py_require()` environment is made by the first generation) and never
+#' errors, which makes it suitable for `@examplesIf`, `skip_if_not()` and
+#' `if ()`.
 #'
 #' @returns `TRUE` or `FALSE`.
 #' @family setup
@@ -13,7 +16,7 @@
 #' sd_available()
 sd_available <- function() {
   tryCatch({
-    choice <- py_choose()
+    choice <- py_choose(install = FALSE)
     isTRUE(choice$ok) && all(py_has_modules(c("torch", "diffusers", "transformers")))
   }, error = function(e) FALSE)
 }
@@ -30,8 +33,9 @@ sd_available <- function() {
 #' variable (a Python executable or virtualenv directory); `RETICULATE_PYTHON`;
 #' the virtualenv `r-rdiffusers` created by [sd_install()]; and, with
 #' reticulate 1.41 or later, an ephemeral environment from
-#' `reticulate::py_require()`. Once Python has started in an R session it
-#' cannot be changed without restarting R.
+#' `reticulate::py_require()`, which the first generation makes (installing
+#' the pinned packages; `sd_config()` itself installs nothing). Once Python
+#' has started in an R session it cannot be changed without restarting R.
 #'
 #' @returns An object of class `sd_config`: a list with `python` (path),
 #'   `how` (how it was chosen), `searched`, `error`, `versions` (named list:
@@ -43,7 +47,7 @@ sd_available <- function() {
 #' @examples
 #' sd_config()
 sd_config <- function() {
-  choice <- tryCatch(py_choose(), error = function(e) {
+  choice <- tryCatch(py_choose(install = FALSE), error = function(e) {
     list(ok = FALSE, how = "none", error = conditionMessage(e),
          searched = character(), python = NA_character_)
   })

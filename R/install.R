@@ -62,7 +62,8 @@ sd_install <- function(envname = "r-rdiffusers", ..., torch_index = NULL,
   }
 
   dir <- venv_dir(envname, call = call)
-  if (fresh && dir.exists(dir)) {
+  rebuild <- fresh && dir.exists(dir)
+  if (rebuild) {
     if (!is_our_venv(dir)) {
       sd_abort(
         c("Will not delete {.file {dir}}: {.fn sd_install} did not create it.",
@@ -76,6 +77,18 @@ sd_install <- function(envname = "r-rdiffusers", ..., torch_index = NULL,
       sd_abort("Will not delete {.file {dir}}: it is not an environment folder.",
                class = "rdiffusers_error_install")
     }
+    running <- if (reticulate::py_available(initialize = FALSE)) py_exe_quiet()
+    if (rlang::is_string(running) && !is.na(running) &&
+        startsWith(normalizePath(running, winslash = "/", mustWork = FALSE), paste0(target, "/"))) {
+      sd_abort(
+        c("Will not delete {.file {dir}}: this R session's Python runs from it.",
+          i = "Restart R and run {.code sd_install(fresh = TRUE)} before using rdiffusers."),
+        class = "rdiffusers_error_install"
+      )
+    }
+    # The Python to rebuild with, before the working environment is gone.
+    starter <- python %||% find_starter_python()
+    check_python_version(starter)
     say("Deleting {.file {dir}}.")
     unlink(dir, recursive = TRUE)
   }
@@ -91,19 +104,32 @@ sd_install <- function(envname = "r-rdiffusers", ..., torch_index = NULL,
         class = "rdiffusers_error_install"
       )
     }
-    starter <- python %||% find_starter_python()
-    check_python_version(starter)
+    if (!rebuild) {
+      starter <- python %||% find_starter_python()
+      check_python_version(starter)
+    }
     say("Creating virtual environment {.file {dir}} with {.file {starter}}.")
     dir.create(dir, recursive = TRUE, showWarnings = FALSE)
     # The marker first: the folder is ours from now on, so a failed creation
     # can be removed (here, or later with fresh = TRUE).
     write_marker(dir)
-    created <- FALSE
-    on.exit(if (!created) unlink(dir, recursive = TRUE), add = TRUE)  # error or interrupt
+    # An environment made by this call is removed again unless it is
+    # complete, pins installed: a half one would be chosen next time (it is
+    # the default env) and fail there.
+    complete <- FALSE
+    on.exit(if (!complete) unlink(dir, recursive = TRUE), add = TRUE)  # error or interrupt
     run_python(starter, c("-m", "venv", dir), quiet = quiet)
-    created <- TRUE
   } else {
+    complete <- TRUE  # not ours to remove
     say("Updating existing environment {.file {dir}}.")
+    if (!python_version_ok(venv_python_path(dir))) {
+      sd_abort(
+        c("The environment {.file {dir}} has a Python older than {python_min}, which the pinned packages need.",
+          i = if (is_our_venv(dir)) "Recreate it with {.code sd_install(fresh = TRUE)}."
+              else "Choose another {.arg envname}."),
+        class = "rdiffusers_error_install"
+      )
+    }
     if (!pip_works(venv_python_path(dir))) {
       sd_abort(
         c("The environment {.file {dir}} has no working {.code pip}.",
@@ -127,6 +153,7 @@ sd_install <- function(envname = "r-rdiffusers", ..., torch_index = NULL,
   pip(c(reqs[is_torch], if (!is.null(torch_index)) c("--index-url", torch_index)))
   say("Installing {.pkg {reqs[!is_torch]}}.")
   pip(reqs[!is_torch])
+  complete <- TRUE
 
   overrides <- c("RDIFFUSERS_PYTHON", "RETICULATE_PYTHON")
   overrides <- overrides[nzchar(Sys.getenv(overrides))]
@@ -136,7 +163,14 @@ sd_install <- function(envname = "r-rdiffusers", ..., torch_index = NULL,
     )
   }
   if (!quiet) {
-    cli::cli_alert_success("rdiffusers' Python environment is ready. Restart R to use it.")
+    if (identical(envname, sd_envname())) {
+      cli::cli_alert_success("rdiffusers' Python environment is ready. Restart R to use it.")
+    } else {
+      cli::cli_alert_success(paste0(
+        "The environment is ready. To use it, set {.envvar RDIFFUSERS_PYTHON} to ",
+        "{.file {env_python}} (e.g. in {.file ~/.Renviron}) and restart R."
+      ))
+    }
   }
   invisible(env_python)
 }
@@ -174,7 +208,9 @@ find_starter_python <- function(call = caller_env()) {
     found <- tryCatch(starter(paste0(">=", python_min)), error = function(e) NULL)
     if (length(found) && !is.na(found)) return(found)
   }
-  for (cand in c("python3", "python")) {
+  # reticulate < 1.34 has no virtualenv_starter(): look on PATH, newest
+  # first (python3 may be older than a python3.12 beside it).
+  for (cand in c(sprintf("python3.%d", 14:11), "python3", "python")) {
     path <- Sys.which(cand)
     if (nzchar(path) && python_version_ok(path)) return(unname(path))
   }
@@ -227,7 +263,9 @@ run_python <- function(python, args, quiet = FALSE, call = caller_env()) {
     sd_abort(
       c("Installing rdiffusers' Python environment failed.",
         x = "{.code {python} {paste(args, collapse = ' ')}} exited with status {status}.",
-        i = if (quiet) "Run again with {.code quiet = FALSE} to see pip's output."),
+        i = if (quiet) "Run again with {.code quiet = FALSE} to see pip's output."
+            else "pip's messages above say why (often: no network, or no wheel for this Python).",
+        i = "A new environment is removed again; an existing one can be rebuilt with {.code sd_install(fresh = TRUE)}."),
       class = "rdiffusers_error_install",
       call = call
     )

@@ -15,13 +15,15 @@ sd_envname <- function() "r-rdiffusers"
 
 # Chooses Python (once). Returns a list(ok, how, python, error). Never errors:
 # callers decide whether a failure is fatal (py_helper()) or not
-# (sd_available(), sd_config()).
-py_choose <- function() {
+# (sd_available(), sd_config()). `install = FALSE`: do not take the
+# py_require() path, which installs the whole pinned stack (gigabytes) --
+# not what a check such as sd_available() may do; generating does.
+py_choose <- function(install = TRUE) {
   if (!is.null(the$py_choice)) {
     return(the$py_choice)
   }
   use_cache_for_torch()
-  choice <- py_choose_impl()
+  choice <- py_choose_impl(install)
   # Only a successful choice is final; a failed one is retried next time so
   # that sd_install() followed by a new call works without restarting R.
   if (isTRUE(choice$ok)) {
@@ -30,7 +32,7 @@ py_choose <- function() {
   choice
 }
 
-py_choose_impl <- function() {
+py_choose_impl <- function(install = TRUE) {
   searched <- character()
   result <- function(ok, how, error = NULL) {
     list(
@@ -41,6 +43,7 @@ py_choose_impl <- function() {
 
   # Python already running in this session: it cannot be changed any more.
   if (reticulate::py_available(initialize = FALSE)) {
+    warn_python_override_ignored(py_exe_quiet())
     return(result(TRUE, "already initialized in this R session"))
   }
 
@@ -51,6 +54,11 @@ py_choose_impl <- function() {
     if (dir.exists(python)) {
       # A virtualenv directory is accepted as well as an executable.
       python <- file.path(python, if (is_windows()) "Scripts/python.exe" else "bin/python")
+      if (!file.exists(python)) {
+        return(result(FALSE, "RDIFFUSERS_PYTHON", paste0(
+          "RDIFFUSERS_PYTHON points to the directory ", override, ", which holds no ",
+          "Python environment (no ", python, ").")))
+      }
     }
     if (!file.exists(python)) {
       return(result(FALSE, "RDIFFUSERS_PYTHON",
@@ -85,6 +93,11 @@ py_choose_impl <- function() {
 
   if (has_py_require()) {
     searched <- c(searched, "reticulate::py_require()")
+    if (!install) {
+      return(result(FALSE, "reticulate::py_require()", paste0(
+        "Not started yet: the first generation installs the pinned packages into an ",
+        "environment managed by reticulate::py_require().")))
+    }
     py_require <- getExportedValue("reticulate", "py_require")
     err <- try_python({
       py_require(requirements(), python_version = paste0(">=", python_min))
@@ -127,10 +140,12 @@ has_py_require <- function() {
     exists("py_require", envir = asNamespace("reticulate"), inherits = FALSE)
 }
 
-# NULL on success, the error message otherwise.
+# NULL on success, the error message otherwise. Warnings are dropped: a
+# Python that is no Python makes reticulate's system2() calls warn, and
+# sd_available() must stay quiet in `if ()`; the error says what failed.
 try_python <- function(expr) {
   tryCatch({
-    force(expr)
+    suppressWarnings(force(expr))
     NULL
   }, error = function(e) conditionMessage(e))
 }
@@ -155,6 +170,21 @@ py_helper <- function(call = caller_env()) {
   if (!isTRUE(choice$ok)) {
     abort_python_missing(choice, call = call)
   }
+  if (!isTRUE(the$py_modules_ok)) {
+    # A Python without the stack would fail inside the first call with
+    # "No module named 'torch'" and no way out: say what to run instead.
+    wanted <- c("torch", "diffusers", "transformers")
+    missing <- wanted[!tryCatch(py_has_modules(wanted), error = function(e) FALSE)]
+    if (length(missing)) {
+      sd_abort(
+        c("The Python {.pkg rdiffusers} uses lacks {.pkg {missing}}.",
+          i = "Python: {.file {choice$python}} ({choice$how}).",
+          i = "Fix: {python_fix(choice, started = TRUE)}"),
+        class = "rdiffusers_error_python", call = call
+      )
+    }
+    the$py_modules_ok <- TRUE
+  }
   the$py
 }
 
@@ -171,7 +201,12 @@ python_fix <- function(choice, started = FALSE) {
     return(sprintf(paste0("%s chooses this Python: point it to one with torch and diffusers, ",
                           "or unset it, restart R and run rdiffusers::sd_install()"), var))
   }
-  if (started || identical(choice$how, "already initialized in this R session")) {
+  if (identical(choice$how, "already initialized in this R session")) {
+    # Another package (or reticulate itself) started a Python first.
+    return(paste0("restart R and use rdiffusers before anything else starts Python through ",
+                  "reticulate (run rdiffusers::sd_install() first if you never did)"))
+  }
+  if (started) {
     return("rdiffusers::sd_install(), then restart R")
   }
   "rdiffusers::sd_install()"
@@ -191,6 +226,28 @@ abort_python_missing <- function(choice, call = caller_env()) {
     class = "rdiffusers_error_python",
     call = call
   )
+}
+
+# RDIFFUSERS_PYTHON names another Python than the one already running (some
+# other code started Python through reticulate first): say so, as it would
+# otherwise be ignored without a word.
+warn_python_override_ignored <- function(running) {
+  override <- Sys.getenv("RDIFFUSERS_PYTHON")
+  if (!nzchar(override) || is.na(running)) {
+    return(invisible())
+  }
+  if (dir.exists(override)) {
+    override <- file.path(override, if (is_windows()) "Scripts/python.exe" else "bin/python")
+  }
+  same <- function(a, b) identical(normalizePath(a, mustWork = FALSE), normalizePath(b, mustWork = FALSE))
+  if (!same(override, running) && !identical(path.expand(override), running)) {
+    cli::cli_warn(
+      c("{.envvar RDIFFUSERS_PYTHON} is ignored: this R session already runs Python {.file {running}}, started before {.pkg rdiffusers} was used.",
+        i = "Restart R and use {.pkg rdiffusers} before anything else starts Python."),
+      class = "rdiffusers_warning"
+    )
+  }
+  invisible()
 }
 
 # Environment variables the helper reads while it runs. Python copies the

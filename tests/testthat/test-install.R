@@ -1,3 +1,23 @@
+# A stand-in "python" for the install steps: it passes the version check
+# (unless `version_ok = FALSE`) and fails `-m venv` after creating bin/python
+# (as Debian's python without python3-venv does; `venv_ok = TRUE`: succeeds),
+# and fails every `-m pip`.
+fake_python <- function(dir, venv_ok = FALSE, version_ok = TRUE) {
+  path <- tempfile("fake-python-", tmpdir = dir)
+  writeLines(c(
+    "#!/bin/sh",
+    sprintf("case \"$*\" in *sys.version_info*) echo %s; exit 0 ;; esac",
+            if (version_ok) "True" else "False"),
+    "if [ \"$1\" = \"-m\" ] && [ \"$2\" = \"venv\" ]; then",
+    sprintf("  mkdir -p \"$3/bin\" && cp \"$0\" \"$3/bin/python\"; exit %d", if (venv_ok) 0 else 1),
+    "fi",
+    "[ \"$1\" = \"-m\" ] && [ \"$2\" = \"pip\" ] && exit 1",
+    "exit 0"
+  ), path)
+  Sys.chmod(path, "755")
+  path
+}
+
 test_that("arguments are checked before anything is touched", {
   expect_error(sd_install(envname = ""), class = "rdiffusers_error_input")
   expect_error(sd_install(fresh = NA), class = "rdiffusers_error_input")
@@ -30,11 +50,18 @@ test_that("fresh = TRUE deletes an environment carrying the marker", {
   write_marker(dir)
   expect_true(is_our_venv(dir))
   expect_match(readLines(marker_file(dir))[1], "sd_install")
-  # It is deleted before the new one is made; the nonexistent Python then
-  # stops the install, so nothing is downloaded.
+  # The Python to rebuild with is checked first: a wrong one deletes nothing.
   expect_error(
     sd_install("ours", fresh = TRUE, quiet = TRUE, python = file.path(root, "no-python")),
     class = "rdiffusers_error_python"
+  )
+  expect_true(is_our_venv(dir))
+  # With a usable one it is deleted, then rebuilt (here the stand-in's pip
+  # fails, so nothing is downloaded, and the half-made new one is removed).
+  skip_on_os("windows")
+  expect_error(
+    sd_install("ours", fresh = TRUE, quiet = TRUE, python = fake_python(root, venv_ok = TRUE)),
+    class = "rdiffusers_error_install"
   )
   expect_false(dir.exists(dir))
 })
@@ -56,24 +83,6 @@ test_that("an existing folder with files is never built into or marked", {
   expect_error(sd_install(dir, fresh = TRUE, quiet = TRUE), class = "rdiffusers_error_install")
   expect_true(file.exists(file.path(dir, "analysis.R")))
 })
-
-# A stand-in "python" for the install steps: it passes the version check and
-# fails `-m venv` after creating bin/python (as Debian's python without
-# python3-venv does), or answers `-m pip --version` with an error.
-fake_python <- function(dir) {
-  path <- file.path(dir, "fake-python")
-  writeLines(c(
-    "#!/bin/sh",
-    "case \"$*\" in *sys.version_info*) echo True; exit 0 ;; esac",
-    "if [ \"$1\" = \"-m\" ] && [ \"$2\" = \"venv\" ]; then",
-    "  mkdir -p \"$3/bin\" && cp \"$0\" \"$3/bin/python\"; exit 1",
-    "fi",
-    "[ \"$1\" = \"-m\" ] && [ \"$2\" = \"pip\" ] && exit 1",
-    "exit 0"
-  ), path)
-  Sys.chmod(path, "755")
-  path
-}
 
 test_that("a failed creation leaves nothing; an env without pip is reported, not retried", {
   skip_on_os("windows")
@@ -97,6 +106,38 @@ test_that("a failed creation leaves nothing; an env without pip is reported, not
   write_marker(dir)
   expect_snapshot(sd_install("nopip", quiet = TRUE), error = TRUE,
                   transform = function(x) gsub(root, "<root>", x, fixed = TRUE))
+})
+
+test_that("a failed pip install removes the environment it made, not one that was there", {
+  skip_on_os("windows")
+  root <- withr::local_tempdir()
+  withr::local_envvar(WORKON_HOME = root, RETICULATE_VIRTUALENV_ROOT = root)
+  py <- fake_python(root, venv_ok = TRUE)
+  expect_error(sd_install("new", python = py, quiet = TRUE), "exited with status",
+               class = "rdiffusers_error_install")
+  expect_false(dir.exists(file.path(root, "new")))
+  # An existing environment is updated in place: a failure leaves it.
+  old <- file.path(root, "old")
+  dir.create(file.path(old, "bin"), recursive = TRUE)
+  pip_ok <- c("#!/bin/sh", "case \"$*\" in *sys.version_info*) echo True; exit 0 ;; esac",
+              "[ \"$3\" = \"--version\" ] && exit 0", "exit 1")
+  writeLines(pip_ok, file.path(old, "bin", "python"))
+  Sys.chmod(file.path(old, "bin", "python"), "755")
+  write_marker(old)
+  expect_error(sd_install("old", quiet = TRUE), "fresh = TRUE", class = "rdiffusers_error_install")
+  expect_true(file.exists(file.path(old, "bin", "python")))
+})
+
+test_that("an existing environment with too old a Python is refused before pip runs", {
+  skip_on_os("windows")
+  root <- withr::local_tempdir()
+  withr::local_envvar(WORKON_HOME = root, RETICULATE_VIRTUALENV_ROOT = root)
+  dir <- file.path(root, "old")
+  dir.create(file.path(dir, "bin"), recursive = TRUE)
+  file.copy(fake_python(root, version_ok = FALSE), file.path(dir, "bin", "python"))
+  write_marker(dir)
+  expect_error(sd_install("old", quiet = TRUE), "older than 3.11",
+               class = "rdiffusers_error_install")
 })
 
 test_that("a real install creates a marked env with the pinned stack", {

@@ -97,6 +97,87 @@ test_that("a missing Python is a classed error that says what was searched and t
   expect_type(res$out, "character")
 })
 
+test_that("a chosen Python without torch says what to run, not 'No module named torch'", {
+  skip_if_not_installed_ci("callr")
+  skip_if_no_python()
+  venv <- file.path(withr::local_tempdir(), "bare")
+  made <- system2(sd_config()$python, c("-m", "venv", "--without-pip", shQuote(venv)),
+                  stdout = FALSE, stderr = FALSE)
+  skip_if(made != 0, "cannot create a virtualenv here")
+  res <- r_fresh(function() {
+    err <- tryCatch(rdiffusers::sd_generate("a cat", steps = 2), error = identity)
+    list(class = class(err), message = conditionMessage(err))
+  }, python = file.path(venv, "bin", "python"))
+  expect_true("rdiffusers_error_python" %in% res$class)
+  expect_match(res$message, "lacks torch, diffusers, and transformers", fixed = TRUE)
+  expect_match(res$message, "RDIFFUSERS_PYTHON chooses this Python", fixed = TRUE)
+})
+
+test_that("RDIFFUSERS_PYTHON ignored because Python already runs is said, not silent", {
+  skip_if_not_installed_ci("callr")
+  skip_if_no_python()
+  python <- sd_config()$python
+  other <- Filter(function(p) file.exists(p) && dirname(p) != dirname(python),
+                  c("/usr/bin/python3", unname(Sys.which("python3"))))
+  skip_if(length(other) == 0, "no second Python")
+  # r_fresh() ships the function alone: the other Python goes in its body.
+  fun <- eval(bquote(function() {
+    Sys.unsetenv("RETICULATE_PYTHON")  # r_fresh() sets it, to "" here
+    reticulate::use_python(.(other[[1]]), required = TRUE)
+    invisible(reticulate::py_config())
+    w <- NULL
+    withCallingHandlers(rdiffusers::sd_available(), warning = function(cnd) {
+      w <<- cnd
+      invokeRestart("muffleWarning")
+    })
+    list(class = class(w), message = conditionMessage(w))
+  }))
+  got <- r_fresh(fun, python = python)
+  expect_true("rdiffusers_warning" %in% got$class)
+  expect_match(got$message, "RDIFFUSERS_PYTHON.*is ignored", perl = TRUE)
+})
+
+test_that("RDIFFUSERS_PYTHON at a folder or a non-Python: clear, and sd_available() quiet", {
+  skip_if_not_installed_ci("callr")
+  skip_on_os("windows")
+  empty <- withr::local_tempdir()
+  msg <- r_fresh(function() {
+    tryCatch(rdiffusers::sd_generate("a cat"), error = conditionMessage)
+  }, python = empty)
+  expect_match(msg, "points to the directory .* which holds no\\s+Python environment")
+  fake <- file.path(empty, "not-python")
+  writeLines(c("#!/bin/sh", "echo hello"), fake)
+  Sys.chmod(fake, "755")
+  res <- r_fresh(function() {
+    warnings <- character()
+    ok <- withCallingHandlers(rdiffusers::sd_available(), warning = function(w) {
+      warnings <<- c(warnings, conditionMessage(w))
+      invokeRestart("muffleWarning")
+    })
+    list(ok = ok, warnings = warnings)
+  }, python = fake)
+  expect_false(res$ok)
+  expect_identical(res$warnings, character())
+})
+
+test_that("sd_available() and sd_config() never take the installing py_require() path", {
+  skip_if_not_installed_ci("callr")
+  res <- r_fresh(function() {
+    root <- tempfile("no-envs-")
+    dir.create(root)
+    Sys.setenv(WORKON_HOME = root, RETICULATE_VIRTUALENV_ROOT = root)
+    Sys.unsetenv(c("RDIFFUSERS_PYTHON", "RETICULATE_PYTHON"))
+    # As with reticulate >= 1.41; py_require() itself must not be reached.
+    utils::assignInNamespace("has_py_require", function() TRUE, "rdiffusers")
+    list(available = rdiffusers::sd_available(), cfg = rdiffusers::sd_config(),
+         started = reticulate::py_available(initialize = FALSE))
+  }, python = "")
+  expect_false(res$available)
+  expect_identical(res$cfg$how, "reticulate::py_require()")
+  expect_match(res$cfg$error, "the first generation installs", fixed = TRUE)
+  expect_false(res$started)
+})
+
 test_that("the fix for an unusable Python fits how it was chosen", {
   expect_equal(python_fix(list(how = "virtualenv r-rdiffusers")), "rdiffusers::sd_install()")
   expect_equal(python_fix(list(how = "none")), "rdiffusers::sd_install()")
@@ -105,8 +186,8 @@ test_that("the fix for an unusable Python fits how it was chosen", {
   # Python already runs (it lacks modules): another needs a restart.
   expect_equal(python_fix(list(how = "virtualenv r-rdiffusers"), started = TRUE),
                "rdiffusers::sd_install(), then restart R")
-  expect_equal(python_fix(list(how = "already initialized in this R session")),
-               "rdiffusers::sd_install(), then restart R")
+  expect_match(python_fix(list(how = "already initialized in this R session")),
+               "restart R and use rdiffusers before anything else starts Python", fixed = TRUE)
   expect_match(python_fix(list(how = "RDIFFUSERS_PYTHON"), started = TRUE),
                "RDIFFUSERS_PYTHON chooses this Python.*restart R", perl = TRUE)
 })
