@@ -123,7 +123,8 @@ plot.sd_images <- function(x, main = NULL, labels = NULL, ncol = NULL,
   } else if (!is.character(labels) || length(labels) != n) {
     abort_input("{.arg labels} must be a character vector with one label per image ({n}).")
   }
-  arrays <- lapply(images, function(img) read_png_array(image_file(img)))
+  call <- environment()
+  arrays <- lapply(images, function(img) read_png_array(image_file(img, call = call)))
   draw_image_grid(arrays, ncol = min(as.integer(ncol), n), labels = labels,
                   main = main, interpolate = interpolate)
   invisible(x)
@@ -217,7 +218,7 @@ as_magick.sd_image <- function(x, ...) {
 #' @export
 as_magick.sd_images <- function(x, ...) {
   rlang::check_installed("magick", reason = "to convert images to magick images.")
-  paths <- vapply(unclass(x), image_file, character(1))
+  paths <- vapply(unclass(x), image_file, character(1), call = environment())
   magick::image_read(paths)
 }
 
@@ -229,15 +230,16 @@ as_magick.default <- function(x, ...) {
 #' Show generated images in R Markdown and Quarto
 #'
 #' When a chunk's value is an `sd_image` or `sd_images`, knitr shows the
-#' image(s) inline, as if they were plots of the chunk: the PNG is copied
-#' into the chunk's figure directory (so the document does not point into
-#' a temporary folder) and included with the chunk's figure options
-#' (`out.width`, `fig.cap`, `fig.align`, ...).
+#' image(s) inline, as [knitr::include_graphics()] shows image files: the
+#' PNG is copied into the chunk's figure directory (so the document does not
+#' point into a temporary folder) and included at its own size with the
+#' chunk's figure options (`out.width`, `fig.cap`, `fig.alt` (one per image
+#' or one for all), `fig.align`, `fig.show`, ...).
 #'
 #' @param x An `sd_image` or `sd_images`.
 #' @param options Chunk options, from knitr.
 #' @param ... Unused.
-#' @returns A `knit_asis` object.
+#' @returns What [knitr::include_graphics()] returns.
 #' @family display
 #' @keywords internal
 #' @exportS3Method knitr::knit_print
@@ -251,17 +253,15 @@ knit_print.sd_images <- function(x, options = NULL, ...) {
   knit_images(unclass(x), options)
 }
 
-knit_images <- function(images, options = NULL) {
+knit_images <- function(images, options = NULL, call = caller_env()) {
   options <- options %||% knitr::opts_current$get()
-  paths <- vapply(images, function(img) image_file(img), character(1))
+  paths <- vapply(images, image_file, character(1), call = call, USE.NAMES = FALSE)
   paths <- vapply(paths, knit_copy_figure, character(1), options = options, USE.NAMES = FALSE)
-  hook <- knitr::knit_hooks$get("plot")
-  options$fig.num <- length(paths)
-  out <- vapply(seq_along(paths), function(i) {
-    options$fig.cur <- i
-    paste(hook(paths[[i]], options), collapse = "")
-  }, character(1))
-  knitr::asis_output(paste(out, collapse = ""))
+  # As knitr::include_graphics() images: knitr places them once the chunk
+  # has run, with its options evaluated (fig.cap = paste(...), one fig.alt
+  # per image) and fig.show honoured, at their own size unless out.width
+  # says otherwise (not stretched to the width of a plot).
+  knitr::include_graphics(paths, error = FALSE)
 }
 
 # Copies an image next to the document's other figures, so the output does

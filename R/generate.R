@@ -53,8 +53,8 @@
 #'   convention: A1111's "Clip skip 2" is `clip_skip = 1`). Other names are an
 #'   error.
 #' @param progress Show progress: `NULL` (the option `rdiffusers.progress`,
-#'   default: in interactive sessions), `TRUE`/`FALSE`, or `"bar"`,
-#'   `"summary"`, `"none"`.
+#'   default: in interactive sessions, except while knitting),
+#'   `TRUE`/`FALSE`, or `"bar"`, `"summary"`, `"none"`.
 #' @returns An `sd_image` when one image was made, otherwise an `sd_images`
 #'   (prompts in order, `n` images each). See [new_sd_image()].
 #' @family generation

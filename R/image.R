@@ -159,16 +159,19 @@ combine_sd_images <- function(parts) {
 # One line per image: prompt (truncated), size, seed, model, file.
 sd_image_line <- function(x, width = getOption("width", 80)) {
   m <- x$meta
-  size <- if (!is.null(m$width) && !is.null(m$height)) paste0(m$width, "x", m$height) else "?x?"
-  seed <- if (is.null(m$seed)) "?" else format_seed(m$seed)
+  one <- function(v) length(v) == 1 && !is.na(v)
+  size <- if (one(m$width) && one(m$height)) paste0(m$width, "x", m$height) else "?x?"
+  seed <- if (one(m$seed) && (is.numeric(m$seed) || is.character(m$seed))) format_seed(m$seed) else "?"
   prompt <- m[["prompt"]]
   if (!rlang::is_string(prompt) || is.na(prompt)) prompt <- "?"
   model <- m[["model"]]
   if (!rlang::is_string(model) || is.na(model)) model <- "?"
   prompt <- gsub("[\r\n]+", " ", prompt)
+  # By display width: a CJK character takes two columns.
   max_prompt <- max(12L, width - 50L)
-  if (nchar(prompt) > max_prompt) {
-    prompt <- paste0(substr(prompt, 1, max_prompt - 3), "...")
+  if (nchar(prompt, type = "width") > max_prompt) {
+    keep <- cumsum(nchar(strsplit(prompt, "")[[1]], type = "width")) <= max_prompt - 3
+    prompt <- paste0(substr(prompt, 1, sum(keep)), "...")
   }
   sprintf("%s | %s | seed %s | %s | %s", encodeString(prompt, quote = '"'), size, seed,
           model, basename(x$path))

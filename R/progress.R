@@ -18,7 +18,14 @@
 #' @noRd
 progress_mode <- function(show = NULL, arg = caller_arg(show), call = caller_env()) {
   force(arg)  # before `show` is reassigned: caller_arg() reads it lazily
-  show <- show %||% getOption("rdiffusers.progress", interactive())
+  if (is.null(show)) {
+    # Not while knitting, even from an interactive session (RStudio's Knit
+    # button, rmarkdown::render() at the console): the bar would land in
+    # the document, one block per update.
+    show <- getOption("rdiffusers.progress",
+                      rlang::is_interactive() && !isTRUE(getOption("knitr.in.progress")))
+    arg <- "options(rdiffusers.progress)"
+  }
   if (is.logical(show) && length(show) == 1 && !is.na(show)) {
     return(if (show) "bar" else "none")
   }
@@ -40,7 +47,8 @@ progress_mode <- function(show = NULL, arg = caller_arg(show), call = caller_env
 #' @param n_images Number of images to be generated.
 #' @param steps Denoising steps per image (the bar's total is corrected from
 #'   the callback when a pipeline runs fewer, e.g. img2img with `strength`).
-#' @param show `NULL` (use `getOption("rdiffusers.progress", interactive())`),
+#' @param show `NULL` (the option `rdiffusers.progress`, else a bar in an
+#'   interactive session that is not knitting),
 #'   `TRUE`/`FALSE`, or one of `"bar"`, `"summary"`, `"none"`.
 #' @returns An environment with `$callback` (a function or `NULL`), `$mode`,
 #'   `$calls` (steps reported so far) and `$failed` (set by progress_done() when fewer steps ran than expected).

@@ -31,7 +31,8 @@
 #' @param file Path of the grid PNG; it must not exist yet. By default a new
 #'   `sweep-*.png` file in `output_dir`.
 #' @param progress Show progress over the cells: `NULL` (the option
-#'   `rdiffusers.progress`, by default `TRUE` in interactive sessions),
+#'   `rdiffusers.progress`, by default `TRUE` in interactive sessions except
+#'   while knitting),
 #'   `TRUE`/`FALSE`, or `"bar"`, `"summary"`, `"none"`.
 #' @returns An `sd_sweep` object: a list with `path` (the grid PNG),
 #'   `images` (the cells as `sd_images`, in grid order), `cells` (a data
@@ -262,6 +263,9 @@ write_sweep_grid <- function(images, ncol, col_labels, row_labels, meta, file,
   g <- grid_geometry(arrays, ncol, row_labels = row_labels, col_labels = col_labels)
   tmp <- tempfile(fileext = ".png")
   on.exit(unlink(tmp), add = TRUE)
+  # The user's current device is current again afterwards (dev.off() would
+  # make the next one in the list current).
+  before <- grDevices::dev.cur()
   # Text scales with the images: ~7% of a cell's height.
   grDevices::png(tmp, width = ceiling(g$width), height = ceiling(g$height),
                  units = "px", res = 72, bg = "white",
@@ -270,7 +274,10 @@ write_sweep_grid <- function(images, ncol, col_labels, row_labels, meta, file,
   tryCatch(
     draw_image_grid(arrays, ncol, row_labels = row_labels,
                     col_labels = col_labels, cex = 1),
-    finally = grDevices::dev.off(dev)
+    finally = {
+      grDevices::dev.off(dev)
+      if (before > 1) grDevices::dev.set(before)
+    }
   )
   png_write_meta(tmp, file, meta = meta)
   invisible(file)

@@ -79,6 +79,16 @@ test_that("sd_images subset, combine and print one line per image", {
   expect_match(format(odd), '"?"', fixed = TRUE)
   odd$meta$prompt <- c("x", "y")
   expect_match(format(odd), '"?"', fixed = TRUE)
+  # A seed that is not one value, an NA seed: "?", one line each.
+  odd$meta$seed <- c(1, 2)
+  expect_match(format(odd), "seed ?", fixed = TRUE)
+  odd$meta$seed <- NA
+  expect_match(format(c(odd, odd))[2], "seed ?", fixed = TRUE)
+  # Long prompts are cut by display width (CJK characters take two columns).
+  odd$meta$prompt <- strrep("\u6c34", 100)
+  withr::local_options(width = 80)
+  expect_lte(nchar(sd_image_line(odd), type = "width"),
+             80 + nchar(basename(odd$path)))
 })
 
 test_that("long prompts are truncated in print", {

@@ -23,6 +23,22 @@ test_that("the mode comes from the argument, else the option, else interactive()
   expect_identical(progress_mode("none"), "none")
 })
 
+test_that("by default an interactive session shows a bar, except while knitting", {
+  withr::local_options(rdiffusers.progress = NULL)
+  rlang::local_interactive(TRUE)
+  withr::local_options(knitr.in.progress = NULL)
+  expect_identical(progress_mode(NULL), "bar")
+  withr::local_options(knitr.in.progress = TRUE)
+  expect_identical(progress_mode(NULL), "none")
+  expect_identical(progress_mode(TRUE), "bar")   # asked for, even then
+})
+
+test_that("a bad rdiffusers.progress option is named as the culprit", {
+  withr::local_options(rdiffusers.progress = "yes")
+  expect_error(progress_mode(NULL), "options(rdiffusers.progress)", fixed = TRUE,
+               class = "rdiffusers_error_input")
+})
+
 test_that("an invalid mode is an input error naming the argument", {
   expect_error(progress_start(1, 2, show = NA), class = "rdiffusers_error_input")
   expect_snapshot(progress_start(1, 2, show = "loud"), error = TRUE)

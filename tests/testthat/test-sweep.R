@@ -183,3 +183,19 @@ test_that("sd_sweep() checks its paths first and never replaces a file", {
                class = "rdiffusers_error_file")
   expect_length(list.files(out), 0)
 })
+
+test_that("drawing a grid leaves the user's current graphics device current", {
+  dir <- withr::local_tempdir()
+  paths <- file.path(dir, c("a.png", "b.png"))
+  for (p in paths) png::writePNG(array(0.5, c(8, 8, 3)), p)
+  imgs <- new_sd_images(lapply(paths, new_sd_image))
+  grDevices::pdf(file.path(dir, "first.pdf"))
+  first <- grDevices::dev.cur()
+  grDevices::pdf(file.path(dir, "mine.pdf"))
+  mine <- grDevices::dev.cur()
+  withr::defer(for (d in c(mine, first)) grDevices::dev.off(d))
+  write_sweep_grid(imgs, 2, col_labels = c("x", "y"), row_labels = NULL,
+                   meta = list(task = "sweep"), file = file.path(dir, "grid.png"))
+  expect_identical(grDevices::dev.cur(), mine)
+  expect_true(file.exists(file.path(dir, "grid.png")))
+})
