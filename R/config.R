@@ -17,7 +17,7 @@
 sd_available <- function() {
   tryCatch({
     choice <- py_choose(install = FALSE)
-    isTRUE(choice$ok) && all(py_has_modules(c("torch", "diffusers", "transformers")))
+    isTRUE(choice$ok) && length(missing_py_stack()) == 0
   }, error = function(e) FALSE)
 }
 
@@ -71,8 +71,7 @@ sd_config <- function() {
     return(new_sd_config(out))
   }
   fix_install <- python_fix(choice, started = TRUE)
-  missing <- c("torch", "diffusers", "transformers")
-  missing <- missing[!tryCatch(py_has_modules(missing), error = function(e) FALSE)]
+  missing <- missing_py_stack()
   if (length(missing)) {
     out$error <- paste0("Python modules missing: ", paste(missing, collapse = ", "), ".")
     out$fix <- fix_install

@@ -581,7 +581,6 @@ check_scheduler <- function(scheduler, arg = "scheduler", call = caller_env()) {
 
 seed_max <- "18446744073709551615"
 
-# Returns one decimal-string seed per prompt.
 # bit64's integer64 (what data.table::fread() reads big integers as) holds
 # int64 bits in a double vector: read as a number it is garbage (42 is
 # 2.1e-322), so seeds of that class are taken as their decimal digits.
@@ -589,6 +588,7 @@ int64_as_digits <- function(x) {
   if (inherits(x, "integer64")) as.character(x) else x
 }
 
+# Returns one decimal-string seed per prompt.
 check_seed <- function(seed, n_prompts, arg = "seed", call = caller_env()) {
   seed <- int64_as_digits(seed)
   if (is.null(seed)) {

@@ -122,19 +122,17 @@ sd_install <- function(envname = "r-rdiffusers", ..., torch_index = NULL,
   } else {
     complete <- TRUE  # not ours to remove
     say("Updating existing environment {.file {dir}}.")
-    if (!python_version_ok(venv_python_path(dir))) {
-      sd_abort(
-        c("The environment {.file {dir}} has a Python older than {python_min}, which the pinned packages need.",
-          i = if (is_our_venv(dir)) "Recreate it with {.code sd_install(fresh = TRUE)}."
-              else "Choose another {.arg envname}."),
-        class = "rdiffusers_error_install"
-      )
+    # What is wrong with it, and the way out when it is not ours to rebuild.
+    problem <- if (!python_version_ok(venv_python_path(dir))) {
+      c("has a Python older than {python_min}, which the pinned packages need.",
+        "Choose another {.arg envname}.")
+    } else if (!pip_works(venv_python_path(dir))) {
+      c("has no working {.code pip}.", "Repair or delete it, or choose another {.arg envname}.")
     }
-    if (!pip_works(venv_python_path(dir))) {
+    if (!is.null(problem)) {
       sd_abort(
-        c("The environment {.file {dir}} has no working {.code pip}.",
-          i = if (is_our_venv(dir)) "Recreate it with {.code sd_install(fresh = TRUE)}."
-              else "Repair or delete it, or choose another {.arg envname}."),
+        c(paste("The environment {.file {dir}}", problem[[1]]),
+          i = if (is_our_venv(dir)) "Recreate it with {.code sd_install(fresh = TRUE)}." else problem[[2]]),
         class = "rdiffusers_error_install"
       )
     }

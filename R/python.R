@@ -126,6 +126,13 @@ use_cache_for_torch <- function() {
   invisible()
 }
 
+# The Python modules rdiffusers cannot work without, and those of them the
+# chosen Python lacks (all, when it cannot even tell).
+py_stack <- c("torch", "diffusers", "transformers")
+missing_py_stack <- function() {
+  py_stack[!tryCatch(py_has_modules(py_stack), error = function(e) FALSE)]
+}
+
 # Which of `modules` the chosen Python can import, found without importing
 # them: importing torch takes seconds, and must come after the helper module
 # has kept torch on its own BLAS (inst/python/rdiffusers_py/_blas.py).
@@ -173,8 +180,7 @@ py_helper <- function(call = caller_env()) {
   if (!isTRUE(the$py_modules_ok)) {
     # A Python without the stack would fail inside the first call with
     # "No module named 'torch'" and no way out: say what to run instead.
-    wanted <- c("torch", "diffusers", "transformers")
-    missing <- wanted[!tryCatch(py_has_modules(wanted), error = function(e) FALSE)]
+    missing <- missing_py_stack()
     if (length(missing)) {
       sd_abort(
         c("The Python {.pkg rdiffusers} uses lacks {.pkg {missing}}.",
