@@ -64,6 +64,12 @@ def files(tmp_path_factory):
     part["unet.nonexistent_block.to_q.lora.up.weight"] = torch.zeros(32, 4)
     safetensors.torch.save_file(part, str(root / "part.safetensors"))
     f["part"] = str(root / "part.safetensors")
+    # The same for a text-encoder LoRA (transformers reports those keys).
+    te_part = safetensors.torch.load_file(f["te"])
+    te_part["text_encoder.text_model.encoder.layers.0.nonexistent.lora_A.weight"] = torch.zeros(4, 32)
+    te_part["text_encoder.text_model.encoder.layers.0.nonexistent.lora_B.weight"] = torch.zeros(32, 4)
+    safetensors.torch.save_file(te_part, str(root / "te-part.safetensors"))
+    f["te_part"] = str(root / "te-part.safetensors")
     f["missing"] = str(root / "absent.safetensors")
     return f
 
@@ -168,6 +174,7 @@ def test_metadata_records_name_path_hash_scale(entry, files):
     ("pickle", errors.LoraError, "trusted"),
     ("nothing", errors.LoraError, "added no adapter"),
     ("part", errors.LoraError, "2 of its tensors match no layer of this model"),
+    ("te_part", errors.LoraError, "2 of its tensors match no layer of this model"),
     ("missing", errors.InputError, "does not exist"),
 ])
 @pytest.mark.parametrize("preloaded", [False, True])

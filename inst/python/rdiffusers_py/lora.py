@@ -161,33 +161,42 @@ def _read_state_dict(path, trusted):
 @contextlib.contextmanager
 def _unmatched_keys():
     """Collects the names of LoRA tensors that matched no layer: diffusers
-    loads the rest of the file and only logs these, as a warning that
-    quiet_logs() keeps off the console. The logger gets its own level and
-    handler for the block. (Its "missing keys" report is not used: it picks
-    the adapter's keys by a substring test, so adapter "b" claims the keys
-    of every "down_blocks" layer of another adapter.)"""
-    logger = logging.getLogger("diffusers.utils.peft_utils")
+    (denoiser) and transformers (text encoders) load the rest of the file
+    and only log these, as warnings that quiet_logs() keeps off the
+    console. Their loggers get their own level and handler for the block.
+    (diffusers' "missing keys" report is not used: it picks the adapter's
+    keys by a substring test, so adapter "b" claims the keys of every
+    "down_blocks" layer of another adapter.)"""
     found = []
     said = re.compile(r"Loading adapter weights from state_dict led to unexpected keys "
                       r"found in the model:")
 
     class Collect(logging.Handler):
         def emit(self, record):
-            for part in said.split(record.getMessage())[1:]:
+            message = record.getMessage()
+            for part in said.split(message)[1:]:  # diffusers: "...: k1, k2. "
                 part = part.split("Loading adapter weights")[0]  # a missing-keys report after
                 found.extend(k.strip() for k in part.strip().rstrip(".").split(",") if k.strip())
+            for line in message.splitlines():  # transformers: a table, "key | UNEXPECTED |"
+                cells = [c.strip() for c in line.split("|")]
+                if len(cells) > 1 and cells[1] == "UNEXPECTED":
+                    found.append(cells[0])
 
     handler = Collect(logging.WARNING)
-    saved = (logger.level, logger.propagate)
-    logger.setLevel(logging.WARNING)
-    logger.propagate = False
-    logger.addHandler(handler)
+    loggers = [logging.getLogger(n) for n in ("diffusers.utils.peft_utils",
+                                              "transformers.integrations.peft")]
+    saved = [(lg.level, lg.propagate) for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+        lg.propagate = False
+        lg.addHandler(handler)
     try:
         yield found
     finally:
-        logger.removeHandler(handler)
-        logger.setLevel(saved[0])
-        logger.propagate = saved[1]
+        for lg, (level, propagate) in zip(loggers, saved):
+            lg.removeHandler(handler)
+            lg.setLevel(level)
+            lg.propagate = propagate
 
 
 def _apply_scales(pipe, loras):
