@@ -146,6 +146,11 @@ c.sd_images <- function(...) {
   combine_sd_images(list(...))
 }
 
+#' @export
+unique.sd_images <- function(x, incomparables = FALSE, ...) {
+  new_sd_images(unique(unclass(x), incomparables = incomparables, ...))
+}
+
 combine_sd_images <- function(parts) {
   parts <- lapply(parts, function(p) {
     if (is_sd_image(p)) list(p) else if (inherits(p, "sd_images")) unclass(p) else {

@@ -53,6 +53,7 @@ test_that("sd_images subset, combine and print one line per image", {
   expect_match(lines[1], "3 images")
   expect_match(lines[3], "seed 18446744073709551615", fixed = TRUE)
   expect_error(c(a, 1), class = "rdiffusers_error_input")
+  expect_identical(unique(c(a, b, a)), imgs)
 
   # Out of range or NA subsets and bad assignments are input errors.
   expect_snapshot(imgs[3], error = TRUE)
