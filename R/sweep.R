@@ -126,8 +126,15 @@ sd_sweep <- function(prompt, seed = NULL, guidance_scale = NULL, steps = NULL,
   }
 
   if (identical(mode, "bar")) {
-    cli::cli_progress_bar("Sweep", total = n, clear = FALSE,
-                          format = "{cli::pb_spin} Sweep image {cli::pb_current}/{cli::pb_total} {cli::pb_bar} {cli::pb_percent} | ETA: {cli::pb_eta}")
+    # Like sd_generate()'s: shown at once (the first cell may load the
+    # model), and a last line saying how it ended.
+    bar <- cli::cli_progress_bar(
+      "Sweep", total = n, clear = FALSE,
+      format = "{cli::pb_spin} Sweep image {cli::pb_current}/{cli::pb_total} {cli::pb_bar} {cli::pb_percent} | ETA: {cli::pb_eta}",
+      format_done = "{cli::col_green(cli::symbol$tick)} Sweep: {cli::pb_total} images in {cli::pb_elapsed}",
+      format_failed = "{cli::col_red(cli::symbol$cross)} Sweep: stopped after {cli::pb_current} of {cli::pb_total} images"
+    )
+    cli::cli_progress_update(set = 0, id = bar, force = TRUE)
   }
   started <- Sys.time()
   images <- vector("list", n)
@@ -159,14 +166,16 @@ sd_sweep <- function(prompt, seed = NULL, guidance_scale = NULL, steps = NULL,
         if (is.null(axes[[axis]])) axes[[axis]] <- list(img$meta[[axis]])
       }
     }
-    if (identical(mode, "bar")) cli::cli_progress_update()
+    if (identical(mode, "bar")) cli::cli_progress_update(id = bar)
   }, rdiffusers_interrupt = function(cnd) {
+    if (identical(mode, "bar")) cli::cli_progress_done(id = bar, result = "failed")
     # A cell stopped after its image was saved carries it.
     images[done + seq_along(cnd$images)] <<- unclass(cnd$images)
     done <<- done + length(cnd$images)
     signal_sd_interrupt(cnd$parent, images = new_sd_images(images[seq_len(done)]))
   })
   images <- structure(images, class = "sd_images")
+  if (identical(mode, "bar")) cli::cli_progress_done(id = bar)
 
   cells <- data.frame(
     row = (grid$a - 1L) * lens[[row_axes[[2]]]] + grid$b,

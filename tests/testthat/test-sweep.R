@@ -199,3 +199,16 @@ test_that("drawing a grid leaves the user's current graphics device current", {
   expect_identical(grDevices::dev.cur(), mine)
   expect_true(file.exists(file.path(dir, "grid.png")))
 })
+
+test_that("the sweep's bar shows from the start and ends with a line saying how", {
+  skip_if_no_python()
+  withr::local_options(cli.dynamic = FALSE, cli.progress_show_after = 0)
+  out <- withr::local_tempdir()
+  msgs <- testthat::capture_messages(
+    sd_sweep("a fox", model = "tiny", seed = 1:2, steps = 1, width = 64, height = 64,
+             output_dir = out, progress = TRUE)
+  )
+  msgs <- paste(msgs, collapse = "")
+  expect_match(msgs, "Sweep image 0/2", fixed = TRUE)
+  expect_match(msgs, "Sweep: 2 images in", fixed = TRUE)
+})
