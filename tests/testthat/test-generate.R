@@ -92,6 +92,10 @@ test_that("bit64 seeds (data.table::fread()'s big integers) keep their digits", 
   expect_error(check_seed(bit64::as.integer64(NA), 1), class = "rdiffusers_error_input")
   expect_error(sd_sweep("a", seed = bit64::as.integer64(c(7, 7))), "repeated",
                class = "rdiffusers_error_input")
+  # Distinct ones pass the seed checks (the error is then about `n`, checked
+  # after them); read as raw bits they would be 3.5e-323, not a seed.
+  expect_error(sd_sweep("a", seed = bit64::as.integer64(c(7, 8)), n = 2), "`n` is not used",
+               class = "rdiffusers_error_input")
 })
 
 test_that("seed = NULL follows R's RNG", {
