@@ -18,15 +18,28 @@ def _read(path):
         return None
 
 
-def _gpu(w):
+def _gpu(w, files=None):
     """gpu.json, or several gpu-*.json (one per family, as run in parts on
-    a machine with a time limit per command) merged into one."""
-    parts = [_read(p) for p in sorted(glob.glob(os.path.join(w, "gpu*.json")))]
-    parts = [p for p in parts if p]
+    a machine with a time limit per command) merged into one. Parts from
+    different devices, or smoke and real runs, are not merged; each row
+    keeps the matmul peak of its own part, and a setting measured twice
+    keeps its later file's row."""
+    paths = files or sorted(glob.glob(os.path.join(w, "gpu*.json")))
+    parts = [p for p in (_read(path) for path in paths) if p]
     if not parts:
         return None
+    kinds = sorted({(p["device"], bool(p.get("smoke"))) for p in parts})
+    if len(kinds) > 1:
+        raise SystemExit("bench/report.py: these GPU results come from different devices or mix "
+                         "smoke and real runs: %s. Name the files to merge with --gpu." % kinds)
     merged = dict(parts[0])
-    merged["runs"] = [r for p in parts for r in p["runs"]]
+    rows = {}
+    for p in parts:
+        for r in p["runs"]:
+            r = dict(r, matmul_peak_bf16_gflops=p["matmul_peak_gflops"]["bf16"])
+            rows[(r["family"], r["size"], r["config"])] = r
+    merged["runs"] = list(rows.values())
+    merged["parts"] = len(parts)
     return merged
 
 
@@ -82,11 +95,16 @@ def gpu_section(g):
         L += ["**Smoke run on %s with the offline tiny models: it checks that `bench/gpu.py` works; "
               "its figures measure nothing.**" % g["device"], ""]
     pk = g["matmul_peak_gflops"]
-    L += ["%s; torch %s, diffusers %s. Matmul peak measured in the same run: bf16 %.0f, fp16 %.0f, "
+    L += ["%s; torch %s, diffusers %s. Matmul peak measured in the same run%s: bf16 %.0f, fp16 %.0f, "
           "fp32 %.0f GFLOP/s. it/s: UNet steps (CFG) per second over %d steps, with the fixed cost "
-          "(text encoders, VAE decode) taken out; GFLOP from torch's flop counter (on CUDA it "
-          "includes attention)." % (g["device"], g["torch"], g["diffusers"], pk["bf16"], pk["fp16"],
-                                    pk["fp32"], g.get("steps", 10)), "",
+          "(text encoders, VAE decode) taken out, best of %d repeats (median in brackets); GFLOP "
+          "from torch's flop counter (on CUDA it includes attention, on the CPU it does not, so "
+          "the shares are not comparable across the two); peak GiB: generation once loaded and "
+          "warm (load and cast peaks not included)."
+          % (g["device"], g["torch"], g["diffusers"],
+             " (of the first of %d parts; each row's share uses its own part's)" % g["parts"]
+             if g.get("parts", 1) > 1 else "",
+             pk["bf16"], pk["fp16"], pk["fp32"], g.get("steps", 10), g.get("repeats", 1)), "",
           "| model | size | config | optimize | it/s | vs default fp32 | vs default fp16 "
           "| % of bf16 peak | peak GiB | max pixel diff vs fp32 (/255) |",
           "|---|---|---|---|---|---|---|---|---|---|"]
@@ -98,8 +116,9 @@ def gpu_section(g):
             L.append("| %s | %d | %s | | %s | | | | | |" % (r["family"], r["size"], r["config"],
                                                          r["error"][:60]))
             continue
-        L.append("| %s | %d | %s | %s | %.2f | %s | %s | %.1f %% | %s | %s |" % (
+        L.append("| %s | %d | %s | %s | %.2f%s | %s | %s | %.1f %% | %s | %s |" % (
             r["family"], r["size"], r["config"], r["optimize"], r["it_per_s"],
+            num(r.get("it_per_s_median"), " (%.2f)"),
             num(r.get("ratio_vs_default_fp32"), "%.2fx"), num(r.get("ratio_vs_default_fp16"), "%.2fx"),
             r["pct_bf16_peak"], num(r.get("peak_mem_gib"), "%.1f"),
             num(r.get("max_abs_pixel_diff_vs_default_fp32"), "%.1f") + (" (NaN!)" if r["nan"] else "")))
@@ -110,6 +129,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", default="bench/work")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--gpu", nargs="*", default=None,
+                    help="GPU result files to merge (default: every gpu*.json in --work)")
     a = ap.parse_args()
     w = a.work
     res = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -124,7 +145,7 @@ def main():
            "cold_py": [_read(p) for p in sorted(glob.glob(os.path.join(w, "cold-py-*.json")))],
            "full_r": [_read(p) for p in sorted(glob.glob(os.path.join(w, "mem-full-r-*.json")))],
            "full_py": [_read(p) for p in sorted(glob.glob(os.path.join(w, "mem-full-py-*.json")))],
-           "gpu": _gpu(w)}
+           "gpu": _gpu(w, a.gpu)}
     with open(a.out + ".json", "w") as fh:
         json.dump(res, fh, indent=1)
 
