@@ -92,9 +92,25 @@ for (i in seq_len(reps)) {
   message(sprintf("rep %d: %s", i, paste(names(t)[1:4], round(sapply(t[1:4], utils::tail, 1), 3),
                                          collapse = " ")))
 }
-for (i in seq_len(max(1, reps %/% 3))) {
-  t$n4_one_call <- c(t$n4_one_call, elapsed(gen(100, n = 4)))
-  t$n4_four_calls <- c(t$n4_four_calls, elapsed(for (s in 100:103) gen(s)))
+# n = 4 in one call vs 4 calls, in alternating order (load drifts over the
+# run would otherwise favour whichever always comes first).
+n4 <- function() t$n4_one_call <<- c(t$n4_one_call, elapsed(gen(100, n = 4)))
+four <- function() t$n4_four_calls <<- c(t$n4_four_calls, elapsed(for (s in 100:103) gen(s)))
+for (i in seq_len(max(2, reps %/% 2))) {
+  if (i %% 2 == 1) { n4(); four() } else { four(); n4() }
+}
+# The same with the tiny model, where a per-call cost would be large next to
+# the work: what 4 calls cost beyond one call with n = 4 is the bridge's part.
+tiny <- list(one_call = numeric(), four_calls = numeric())
+gen_tiny <- function(seed, n = 1) {
+  sd_generate(prompt, model = "tiny", width = 64, height = 64, steps = 2, seed = seed, n = n,
+              output_dir = out_dir, progress = FALSE)
+}
+invisible(gen_tiny(1))  # load
+for (i in seq_len(15)) {
+  one <- function() tiny$one_call <<- c(tiny$one_call, elapsed(gen_tiny(100, n = 4)))
+  fours <- function() tiny$four_calls <<- c(tiny$four_calls, elapsed(for (s in 100:103) gen_tiny(s)))
+  if (i %% 2 == 1) { one(); fours() } else { fours(); one() }
 }
 
 # Where the difference goes: each extra the package does, timed on its own
@@ -157,6 +173,9 @@ res <- list(
   ratio_api_over_plain = mins$api / mins$plain,
   ratio_r_bar_over_r = mins$r_bar / mins$r,
   ratio_n4_four_calls_over_one_call = mins$n4_four_calls / mins$n4_one_call,
+  ratio_n4_four_calls_over_one_call_median =
+    stats::median(t$n4_four_calls) / stats::median(t$n4_one_call),
+  n4_tiny_seconds_min = lapply(tiny, min),
   overhead_parts_seconds = list(
     python_png_encode = pym$png_encode, python_plain_pil_save = pym$plain_save,
     python_pixel_sha256 = pym$pixel_sha256,

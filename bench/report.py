@@ -233,8 +233,16 @@ def main():
                      1e6 * o["r_step_callback"], 1e3 * o["r_step_callback"] * o["steps_per_image"],
                      o["steps_per_image"]) if "r_step_callback" in o else ""),
               "", "## 3. Batch and progress", "",
-              "4 calls / one call with n = 4: %.4f. Progress bar on / off: %.4f." % (
-                  b["ratio_n4_four_calls_over_one_call"], b["ratio_r_bar_over_r"]), ""]
+              "4 calls / one call with n = 4: %.4f%s (%d repeats each). Progress bar on / off: %.4f." % (
+                  b["ratio_n4_four_calls_over_one_call"],
+                  " (median-based %.4f, order alternating)" % b["ratio_n4_four_calls_over_one_call_median"]
+                  if "ratio_n4_four_calls_over_one_call_median" in b else "",
+                  len(b["seconds_all"]["n4_one_call"]), b["ratio_r_bar_over_r"])
+              + (" With the tiny model (64^2, 2 steps), where a per-call cost would show: one call "
+                 "with n = 4 %.0f ms, 4 calls %.0f ms (min of 15 each)." % (
+                     1e3 * b["n4_tiny_seconds_min"]["one_call"],
+                     1e3 * b["n4_tiny_seconds_min"]["four_calls"])
+                 if "n4_tiny_seconds_min" in b else ""), ""]
     cr = [x for x in res["cold_r"] if x]
     cp = [x for x in res["cold_py"] if x]
     if cr and cp:

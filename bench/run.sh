@@ -17,9 +17,11 @@ WORK=bench/work
 mkdir -p "$WORK" bench/results
 STAMP="$(date -u +%Y-%m-%d)"
 if [ -n "${QUICK:-}" ]; then
-  REPS=2; FP_SIZE=256; BR_SIZE=128; BR_STEPS=2; FP_ARGS="--drift-size 256"
+  REPS=2; FP_SIZE=256; BR_SIZE=128; BR_STEPS=2; FP_ARGS="--drift-size 256 --drift-steps 2"
 else
-  REPS=${BENCH_REPS:-4}; FP_SIZE=512; BR_SIZE=256; BR_STEPS=4; FP_ARGS="--drift-size 512 --compile"
+  # Drift over as many steps as real use takes (it grows with the steps).
+  REPS=${BENCH_REPS:-4}; FP_SIZE=512; BR_SIZE=256; BR_STEPS=4
+  FP_ARGS="--drift-size 512 --drift-steps 20 --compile"
 fi
 uptime > "$WORK/load_start.txt"
 

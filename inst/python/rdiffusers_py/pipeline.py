@@ -622,6 +622,7 @@ def get_entry(model, revision=None, device="auto", dtype="auto", variant=None, c
     only look; return None when no such pipeline is cached (nothing is
     loaded, built or downloaded)."""
     from . import optimize as opt
+    t0 = time.perf_counter()  # load_seconds: resolving (hashing a local model) included
     setup_torch()
     device = resolve_device(device)
     dtype = resolve_dtype(dtype, device)
@@ -663,7 +664,6 @@ def get_entry(model, revision=None, device="auto", dtype="auto", variant=None, c
             return entry
         if not load:
             return None
-        t0 = time.perf_counter()
         pipe = _load(r, variant, dtype, local_files_only)
         try:
             if device != "cpu":  # loaded on the CPU; .to("cpu") would only log a notice
