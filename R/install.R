@@ -62,8 +62,14 @@ sd_install <- function(envname = "r-rdiffusers", ..., torch_index = NULL,
   }
 
   dir <- venv_dir(envname, call = call)
-  rebuild <- fresh && dir.exists(dir)
-  if (rebuild) {
+  # The Python to create the environment with, found (and checked) once.
+  starter <- NULL
+  find_starter <- function() {
+    found <- python %||% find_starter_python()
+    check_python_version(found)
+    found
+  }
+  if (fresh && dir.exists(dir)) {
     if (!is_our_venv(dir)) {
       sd_abort(
         c("Will not delete {.file {dir}}: {.fn sd_install} did not create it.",
@@ -87,8 +93,7 @@ sd_install <- function(envname = "r-rdiffusers", ..., torch_index = NULL,
       )
     }
     # The Python to rebuild with, before the working environment is gone.
-    starter <- python %||% find_starter_python()
-    check_python_version(starter)
+    starter <- find_starter()
     say("Deleting {.file {dir}}.")
     unlink(dir, recursive = TRUE)
   }
@@ -104,10 +109,7 @@ sd_install <- function(envname = "r-rdiffusers", ..., torch_index = NULL,
         class = "rdiffusers_error_install"
       )
     }
-    if (!rebuild) {
-      starter <- python %||% find_starter_python()
-      check_python_version(starter)
-    }
+    starter <- starter %||% find_starter()
     say("Creating virtual environment {.file {dir}} with {.file {starter}}.")
     dir.create(dir, recursive = TRUE, showWarnings = FALSE)
     # The marker first: the folder is ours from now on, so a failed creation

@@ -28,7 +28,8 @@ import os
 import re
 
 from .errors import InputError, LoraError
-from .pipeline import PICKLE_EXTENSIONS, SAFE_EXTENSIONS, file_sha256, quiet_logs
+from .pipeline import (PICKLE_EXTENSIONS, SAFE_EXTENSIONS, file_sha256, quiet_logs,
+                       read_pickle_checkpoint)
 
 __all__ = [
     "load_lora", "unload_lora", "list_loras", "set_lora_scales", "describe",
@@ -124,20 +125,14 @@ def _read_state_dict(path, trusted):
                 f"{os.path.basename(path)} is a pickle file, which can run arbitrary code when "
                 "loaded; use a .safetensors file, or trusted=True if you trust its source."
             )
-        import torch
         try:
-            # The safe reader first; full unpickling only because the user
-            # said the file is trusted.
-            try:
-                state = torch.load(path, map_location="cpu", weights_only=True)
-            except Exception:
-                state = torch.load(path, map_location="cpu", weights_only=False)
+            # As a trusted checkpoint is read: the safe reader first, full
+            # unpickling only because the user said the file is trusted.
+            state = read_pickle_checkpoint(path)
         except Exception as e:
             raise _lora_error(
                 f"{os.path.basename(path)} could not be read as a PyTorch file ({type(e).__name__}: {e})."
             ) from e
-        if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-            state = state["state_dict"]
     else:
         raise _lora_error(
             f"{os.path.basename(path)}: unsupported LoRA file type; expected .safetensors "
@@ -418,11 +413,11 @@ def _compiled_error():
 def _refuse_compiled(load_args):
     """Refuses a compiled model before it is loaded (and compiled) for
     nothing: the mode comes from the load arguments as get_entry() finds it."""
-    from . import optimize as opt
     from . import pipeline
-    device = pipeline.resolve_device(load_args.get("device") or "auto")
-    dtype = pipeline.resolve_dtype(load_args.get("dtype") or "auto", device)
-    if opt.resolve(load_args.get("optimize") or "auto", device, dtype) == "bf16-compile":
+    _, _, mode = pipeline.run_settings(load_args.get("device") or "auto",
+                                       load_args.get("dtype") or "auto",
+                                       load_args.get("optimize") or "auto")
+    if mode == "bf16-compile":
         raise _compiled_error()
 
 

@@ -379,10 +379,10 @@ def _checkpoint_shapes(path):
         with safe_open(path, framework="pt") as f:
             return {k: torch.empty(f.get_slice(k).get_shape(), device="meta")
                     for k in f.keys()}
-    return _read_pickle_checkpoint(path)
+    return read_pickle_checkpoint(path)
 
 
-def _read_pickle_checkpoint(path):
+def read_pickle_checkpoint(path):
     """The weights of a trusted pickle checkpoint (callers check the trust).
     Many training checkpoints hold Python objects beside their weights
     (Lightning's callbacks, hyper-parameters), which torch.load's safe
@@ -401,14 +401,14 @@ def _read_pickle_checkpoint(path):
 @contextlib.contextmanager
 def _trusted_pickle_reader():
     """Within it, diffusers' single-file loader reads pickle checkpoints with
-    _read_pickle_checkpoint(): it always passes weights_only=True to
+    read_pickle_checkpoint(): it always passes weights_only=True to
     torch.load, so trusted = TRUE alone would not load such files."""
     from diffusers.loaders import single_file_utils
     original = single_file_utils.load_state_dict
 
     def load_state_dict(checkpoint_file, *args, **kwargs):
         if isinstance(checkpoint_file, str) and checkpoint_file.lower().endswith(PICKLE_EXTENSIONS):
-            return _read_pickle_checkpoint(checkpoint_file)
+            return read_pickle_checkpoint(checkpoint_file)
         return original(checkpoint_file, *args, **kwargs)
 
     single_file_utils.load_state_dict = load_state_dict
@@ -614,6 +614,15 @@ def _key(parts):
     return json.dumps(parts, sort_keys=True, separators=(",", ":"))
 
 
+def run_settings(device="auto", dtype="auto", optimize="auto"):
+    """(device, dtype, optimize mode) as a cache entry for these arguments
+    has them, found without loading anything."""
+    from . import optimize as opt
+    device = resolve_device(device)
+    dtype = resolve_dtype(dtype, device)
+    return device, dtype, opt.resolve(optimize, device, dtype)
+
+
 def get_entry(model, revision=None, device="auto", dtype="auto", variant=None, config=None,
               cache_dir=None, optimize="auto", local_files_only=False, single_file=None,
               trusted=False, load=True):
@@ -624,9 +633,7 @@ def get_entry(model, revision=None, device="auto", dtype="auto", variant=None, c
     from . import optimize as opt
     t0 = time.perf_counter()  # load_seconds: resolving (hashing a local model) included
     setup_torch()
-    device = resolve_device(device)
-    dtype = resolve_dtype(dtype, device)
-    mode = opt.resolve(optimize, device, dtype)
+    device, dtype, mode = run_settings(device, dtype, optimize)
     with _CACHE_LOCK:
         request = _key([model, revision, variant, config, device, dtype, mode, single_file])
         if request in _HUB_KEYS and _HUB_KEYS[request] in _CACHE:
