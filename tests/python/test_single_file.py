@@ -127,3 +127,19 @@ def test_hub_config_family_comes_from_its_model_index(ckpt, tmp_path, monkeypatc
         pipeline._family_of_checkpoint(ckpt, "acme/flux")
     # A config that cannot be had offline: the checkpoint's own keys decide.
     assert pipeline._family_of_checkpoint(ckpt, "acme/not-cached-xl") == "sd15"
+
+
+def test_upper_case_extension_is_still_safetensors(gen, ckpt, tiny_dir, tmp_path, monkeypatch):
+    """MODEL.SAFETENSORS (as some Windows tools name files) is neither a
+    pickle that needs trust nor a file for torch.load: diffusers itself
+    only knows the lower-case extension."""
+    import shutil
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(pipeline, "_TRUSTED", set())
+    upper = str(tmp_path / "TINY.SAFETENSORS")
+    shutil.copyfile(ckpt, upper)
+    got = gen(model=upper, config=tiny_dir, seeds=("3",))[0]
+    want = gen(model=ckpt, config=tiny_dir, seeds=("3",))[0]
+    assert got["meta"]["model_source"] == "file"
+    assert got["meta"]["pixel_sha256"] == want["meta"]["pixel_sha256"]
+    assert not pipeline._TRUSTED

@@ -370,10 +370,16 @@ _CHECKPOINT_FAMILIES = {"v1": "sd15", "v2": "sd15", "xl_base": "sdxl",
                         "sd3": "sd3", "sd35_medium": "sd3", "sd35_large": "sd3"}
 
 
+def is_safetensors(path):
+    """A .safetensors file, whatever the case of its extension (diffusers
+    itself looks for the lower-case one only)."""
+    return path.lower().endswith(SAFE_EXTENSIONS)
+
+
 def _checkpoint_shapes(path):
     """Tensor name -> tensor with the right shape, without reading weights
     where the format allows it (safetensors: the header; meta tensors)."""
-    if path.endswith(".safetensors"):
+    if is_safetensors(path):
         import torch
         from safetensors import safe_open
         with safe_open(path, framework="pt") as f:
@@ -399,16 +405,21 @@ def read_pickle_checkpoint(path):
 
 
 @contextlib.contextmanager
-def _trusted_pickle_reader():
+def _checkpoint_reader():
     """Within it, diffusers' single-file loader reads pickle checkpoints with
-    read_pickle_checkpoint(): it always passes weights_only=True to
-    torch.load, so trusted = TRUE alone would not load such files."""
+    read_pickle_checkpoint() (it always passes weights_only=True to
+    torch.load, so trusted = TRUE alone would not load such files) and a
+    .SAFETENSORS file as safetensors (it would hand that to torch.load)."""
     from diffusers.loaders import single_file_utils
     original = single_file_utils.load_state_dict
 
     def load_state_dict(checkpoint_file, *args, **kwargs):
-        if isinstance(checkpoint_file, str) and checkpoint_file.lower().endswith(PICKLE_EXTENSIONS):
-            return read_pickle_checkpoint(checkpoint_file)
+        if isinstance(checkpoint_file, str):
+            if checkpoint_file.lower().endswith(PICKLE_EXTENSIONS):
+                return read_pickle_checkpoint(checkpoint_file)
+            if is_safetensors(checkpoint_file):
+                import safetensors.torch
+                return safetensors.torch.load_file(checkpoint_file, device="cpu")
         return original(checkpoint_file, *args, **kwargs)
 
     single_file_utils.load_state_dict = load_state_dict
@@ -476,7 +487,7 @@ def _resolve_source(model, revision, variant, config, cache_dir, local_files_onl
                 "trusted = TRUE), and a diffusers model is a directory with model_index.json."
                 % (path, SAFE_EXTENSIONS[0], "/".join(PICKLE_EXTENSIONS)))
         revision = content_revision(path)  # reads bytes; unpickles nothing
-        if not path.endswith(".safetensors"):
+        if not is_safetensors(path):
             # Trust is given to the file's content, once per session: later
             # calls (a LoRA on this model, sd_reproduce()'s checks) find it.
             if trusted:
@@ -760,7 +771,7 @@ def _from_pretrained(r, variant, torch_dtype, dtype_arg, local_files_only):
         if local_files_only or _offline():
             kw["local_files_only"] = True
         # Only trusted pickles get here (_resolve); the cache lock is held.
-        with _trusted_pickle_reader():
+        with _checkpoint_reader():
             return cls.from_single_file(r["path"], **kw)
     kw = {dtype_arg: torch_dtype, "local_files_only": True}
     if variant:
