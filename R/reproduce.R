@@ -47,14 +47,17 @@
 #'   decoded pixels are bit-identical), `image` (the new [sd_image][new_sd_image]),
 #'   `original` (the path), `differences` (a data frame of what differs in the
 #'   stack or settings: `what`, `original`, `now`) and `pixels` (number of
-#'   differing pixels and the largest difference, 0-255).
+#'   differing pixels and the largest difference, 0-255). Its `print()`
+#'   says what differs; its `plot()` draws the original and the new image
+#'   side by side, titled with the verdict.
 #' @family metadata
 #' @export
 #' @examplesIf rdiffusers::sd_available()
 #' img <- sd_generate("a lighthouse", model = "tiny", steps = 2,
 #'                    width = 64, height = 64, seed = 7)
 #' sd_reproduce(img$path)             # or sd_reproduce(img)
-#' sd_reproduce(img$path, steps = 3)   # an override: pixels differ
+#' r <- sd_reproduce(img$path, steps = 3)   # an override: pixels differ
+#' plot(r)
 sd_reproduce <- function(path, ..., image = NULL, mask = NULL,
                          output_dir = sd_output_dir(), progress = NULL, trusted = FALSE) {
   path <- image_path(path)
@@ -390,7 +393,7 @@ format.sd_reproduction <- function(x, ...) {
     cli::format_inline("{cli::symbol$cross} Not identical: the size differs from {.file {x$original}}")
   } else {
     cli::format_inline(
-      "{cli::symbol$cross} Not identical: {x$pixels$differing} pixel{?s} differ (by up to {x$pixels$max_difference}/255) from {.file {x$original}}"
+      "{cli::symbol$cross} Not identical: {x$pixels$differing} pixel{?s} differ{?s/} (by up to {x$pixels$max_difference}/255) from {.file {x$original}}"
     )
   }
   lines <- c(head, cli::format_inline("New image: {.file {x$image$path}}"))
@@ -407,5 +410,24 @@ format.sd_reproduction <- function(x, ...) {
 #' @export
 print.sd_reproduction <- function(x, ...) {
   cat(format(x, ...), sep = "\n")
+  invisible(x)
+}
+
+#' @export
+plot.sd_reproduction <- function(x, ...) {
+  main <- if (isTRUE(x$identical)) {
+    "Bit-identical"
+  } else if (is.na(x$pixels$differing)) {
+    "Not identical: the size differs"
+  } else {
+    cli::pluralize(
+      "Not identical: {x$pixels$differing} pixel{?s} differ{?s/} (by up to {x$pixels$max_difference}/255)"
+    )
+  }
+  call <- environment()
+  original <- structure(list(path = x$original), class = class(x))
+  arrays <- list(read_png_array(image_file(original, call = call)),
+                 read_png_array(image_file(x$image, call = call)))
+  draw_image_grid(arrays, ncol = 2, labels = c("original", "reproduced"), main = main)
   invisible(x)
 }

@@ -177,3 +177,32 @@ test_that("chunk options written as R code reach the images, as for include_grap
   expect_length(grep('alt="alt 2"', out, fixed = TRUE), 1)
   expect_length(grep("](figure/hidden", out, fixed = TRUE), 0)
 })
+
+test_that("plot() of a reproduction draws the original left of the new image", {
+  red <- local_png_image(col = c(1, 0, 0))
+  blue <- local_png_image(col = c(0, 0, 1))
+  red$meta$pixel_sha256 <- "a"
+  blue$meta$pixel_sha256 <- "b"
+  r <- new_sd_reproduction(red$path, red$meta, blue, data.frame(what = character()))
+  expect_false(r$identical)
+  expect_identical(r$pixels$differing, 96L)
+  expect_match(format(r)[[1]], "96 pixels differ (by up to 255/255)", fixed = TRUE)
+  px <- plot_pixels(r, width = 300, height = 150)
+  left <- px[, 1:140, ]
+  right <- px[, 161:300, ]
+  expect_gt(colour_share(left, c(1, 0, 0)), 0.2)
+  expect_identical(colour_share(left, c(0, 0, 1)), 0)
+  expect_gt(colour_share(right, c(0, 0, 1)), 0.2)
+  expect_identical(colour_share(right, c(1, 0, 0)), 0)
+  grDevices::png(withr::local_tempfile(fileext = ".png"))
+  expect_invisible(plot(r))
+  grDevices::dev.off()
+  unlink(red$path)
+  expect_error(plot(r), class = "rdiffusers_error_file")
+  # One pixel: singular.
+  a <- png::readPNG(blue$path)
+  a[1, 1, ] <- 0
+  png::writePNG(a, red$path)
+  one <- new_sd_reproduction(red$path, red$meta, blue, data.frame(what = character()))
+  expect_match(format(one)[[1]], "1 pixel differs (by up to", fixed = TRUE)
+})
