@@ -172,6 +172,26 @@ def test_img2img_size_defaults_to_the_input_rounded_down(gen, tmp_path, model):
     assert Image.open(res[0]["path"]).size == (72, 40)
 
 
+@pytest.mark.parametrize("model", ["tiny", "tiny-sdxl", "tiny-sd3"])
+def test_img2img_runs_at_the_recorded_size_not_the_models_default(gen, tmp_path, monkeypatch,
+                                                                   model):
+    """SD3's img2img pipeline takes width and height (SD's and SDXL's take
+    the input's size): without them it squashed a 96 x 64 input into its
+    native square and the result was resampled back, unlike what is recorded."""
+    path = str(tmp_path / "wide.png")
+    Image.new("RGB", (96, 64), (90, 120, 200)).save(path)
+    generate = importlib.import_module("rdiffusers_py.generate")
+
+    def no_resampling():
+        raise AssertionError("the pipeline's output was resized")
+    monkeypatch.setattr(generate, "_lanczos", no_resampling)
+    for task in ("img2img", "inpaint"):
+        kw = {"mask": path} if task == "inpaint" else {}
+        res = gen(model=model, task=task, image=path, strength=0.5, width=None, height=None, **kw)
+        assert (res[0]["meta"]["width"], res[0]["meta"]["height"]) == (96, 64)
+        assert Image.open(res[0]["path"]).size == (96, 64)
+
+
 def test_sizes_are_multiples_of_the_vae_factor_and_sd3_patches():
     from types import SimpleNamespace as NS
     generate = importlib.import_module("rdiffusers_py.generate")

@@ -183,8 +183,9 @@ def run(model, prompt, negative_prompt, seeds, out_paths, width, height, steps,
                     prompt_3 = prompts[i]
                     kw["prompt_3"] = prompt_3
                     kw["negative_prompt_3"] = negatives[i]
-                if task in ("txt2img", "inpaint"):
-                    kw["width"], kw["height"] = width, height
+                # SD and SDXL img2img take the input's size and no width/height
+                # (dropped below); SD3's would fall back to its native square.
+                kw["width"], kw["height"] = width, height
                 if task != "txt2img":
                     kw["image"] = init
                     kw["strength"] = strength
