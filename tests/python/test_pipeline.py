@@ -450,3 +450,22 @@ def test_free_model_takes_the_tiny_models_directory_too(api, cache_dir):
     path = api.tiny_model("tiny", cache_dir)
     assert api.free_model(path + os.sep) == 1
     assert pipeline.cached() == []
+
+
+def test_thread_count_follows_the_variable_and_goes_back_to_torchs(monkeypatch):
+    import torch
+    monkeypatch.setattr(pipeline, "_DEFAULT_THREADS", 3)
+    try:
+        monkeypatch.setenv("RDIFFUSERS_TORCH_THREADS", "2")
+        pipeline.setup_torch()
+        assert torch.get_num_threads() == 2
+        monkeypatch.delenv("RDIFFUSERS_TORCH_THREADS")
+        pipeline.setup_torch()
+        assert torch.get_num_threads() == 3
+        for bad in ("0", "-1", "1025", "x", "\u0662"):
+            monkeypatch.setenv("RDIFFUSERS_TORCH_THREADS", bad)
+            with pytest.raises(InputError, match="from 1 to 1024"):
+                pipeline.setup_torch()
+            assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(1)

@@ -373,4 +373,12 @@ test_that("RDIFFUSERS_TORCH_THREADS set after Python started is used by the next
   expect_equal(gen1()$meta$torch_threads, 1)
   Sys.setenv(RDIFFUSERS_TORCH_THREADS = "2")
   expect_equal(gen1()$meta$torch_threads, 2)
+  # Counts torch cannot take are input errors (100000 crashed R inside
+  # OpenMP; 0 and -1 were ignored), and the session goes on.
+  for (bad in c("0", "-1", "100000", "99999999999", "two", "1.5")) {
+    Sys.setenv(RDIFFUSERS_TORCH_THREADS = bad)
+    expect_error(gen1(), "from 1 to 1024", class = "rdiffusers_error_input")
+  }
+  Sys.setenv(RDIFFUSERS_TORCH_THREADS = "1")
+  expect_equal(gen1()$meta$torch_threads, 1)
 })

@@ -75,21 +75,33 @@ def presets():
 # --- environment ------------------------------------------------------------
 
 _QUIET = False
+# torch's own thread count, put back when RDIFFUSERS_TORCH_THREADS is unset.
+_DEFAULT_THREADS = None
+# Far above any machine's cores (more threads than cores still reproduce
+# bit-identically, slowly); OpenMP crashes the process with 100000.
+MAX_THREADS = 1024
 
 
 def setup_torch():
     """Silence progress bars once; apply RDIFFUSERS_TORCH_THREADS when set
-    (read on every call so R can change it between calls)."""
-    global _QUIET
+    (read on every call so R can change it between calls), torch's default
+    when it is not."""
+    global _QUIET, _DEFAULT_THREADS
     import torch
+    if _DEFAULT_THREADS is None:
+        _DEFAULT_THREADS = torch.get_num_threads()
     threads = os.environ.get("RDIFFUSERS_TORCH_THREADS", "").strip()
+    n = _DEFAULT_THREADS
     if threads:
         try:
-            n = int(threads)
+            n = int(threads) if threads.isascii() and threads.lstrip("+").isdigit() else 0
         except ValueError:
-            raise InputError("RDIFFUSERS_TORCH_THREADS must be a whole number, not %r." % threads)
-        if n > 0 and torch.get_num_threads() != n:
-            torch.set_num_threads(n)
+            n = 0
+        if not 1 <= n <= MAX_THREADS:
+            raise InputError("RDIFFUSERS_TORCH_THREADS must be a whole number from 1 to %d, "
+                             "not %r." % (MAX_THREADS, threads))
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
     if not _QUIET:
         # R shows its own progress; tqdm bars garble R consoles and knitr output.
         import diffusers
