@@ -92,7 +92,9 @@ sd_unload_lora <- function(adapter_name = NULL, model = sd_default_model(), ...)
   check_model(model)
   names <- rlang::exec(
     py_call, "unload_lora",
-    model = model, adapter_name = if (is.null(adapter_name)) NULL else as.list(adapter_name),
+    model = model,
+    # Unnamed: a named list reaches Python as a dict, whose keys it would read.
+    adapter_name = if (is.null(adapter_name)) NULL else as.list(unname(adapter_name)),
     cache_dir = sd_cache_dir(), !!!load_args
   )
   invisible(as.character(unlist(names)))
@@ -124,7 +126,7 @@ sd_lora_scale <- function(adapter_name, scale, model = sd_default_model(), ...) 
   if (anyNA(scale) || any(!is.finite(scale))) {
     abort_input("{.arg scale} must be finite numbers, not {.val {scale}}.")
   }
-  if (!is.null(names(scale)) && length(scale) > 1) {
+  if (!is.null(names(scale))) {
     # c(b = 0.2, a = 1): by name, not by position.
     if (!setequal(names(scale), adapter_name) || anyDuplicated(names(scale))) {
       abort_input("The names of {.arg scale} must be those of {.arg adapter_name}, each once.")

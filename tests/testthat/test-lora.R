@@ -98,11 +98,15 @@ test_that("stacked LoRAs keep their own scales and are recorded in the metadata"
   expect_identical(scales$scale, c(0.9, 0.2))
   expect_error(sd_lora_scale(c("a", "b"), c(a = 1, c = 2), model = "tiny"),
                "names of `scale`", class = "rdiffusers_error_input")
+  # One named scale must name the one LoRA too.
+  expect_error(sd_lora_scale("a", c(c = 0.3), model = "tiny"),
+               "names of `scale`", class = "rdiffusers_error_input")
   sd_lora_scale(c("a", "b"), c(1, 0.5), model = "tiny")
   # The same file under its loaded name only changes the scale.
   sd_load_lora(b, scale = 0, model = "tiny", adapter_name = "b")
   expect_identical(pixels_of(gen()), only_a)
-  sd_unload_lora("b", model = "tiny")
+  # The values name the LoRAs, not the names of a named vector.
+  sd_unload_lora(c(a = "b"), model = "tiny")
   expect_identical(sd_loras("tiny")$name, "a")
   expect_identical(pixels_of(gen()), only_a)
 })
