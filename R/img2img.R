@@ -230,7 +230,7 @@ image_file_info <- function(path, dir, what, arg, call) {
   path <- normalizePath(path, winslash = "/", mustWork = TRUE)
   size <- image_file_size(path)
   if (!is.null(size)) {
-    return(list(path = path, width = as.integer(size[[1]]), height = as.integer(size[[2]])))
+    return(list(path = path, width = size[[1]], height = size[[2]]))
   }
   if (requireNamespace("magick", quietly = TRUE)) {
     img <- tryCatch(magick::image_read(path), error = function(e) NULL)
@@ -261,7 +261,12 @@ image_file_size <- function(path) {
   NULL
 }
 
-be_int <- function(bytes) as.integer(sum(as.integer(bytes) * 256^(rev(seq_along(bytes)) - 1)))
+# Big-endian unsigned: an integer, or a double past R's integers (a PNG
+# header may claim a side of up to 2^32 - 1).
+be_int <- function(bytes) {
+  v <- sum(as.integer(bytes) * 256^(rev(seq_along(bytes)) - 1))
+  if (v <= .Machine$integer.max) as.integer(v) else v
+}
 
 # The orientation tag (0x0112) of IFD0 in an APP1 "Exif" segment body, or NA.
 exif_orientation <- function(body) {
@@ -274,7 +279,7 @@ exif_orientation <- function(body) {
   int <- function(at, n) {
     if (at + n - 1 > length(tiff)) return(NA_integer_)
     b <- tiff[at:(at + n - 1)]
-    suppressWarnings(be_int(if (little) rev(b) else b))  # NA past integer range
+    be_int(if (little) rev(b) else b)
   }
   ifd <- int(5, 4)
   count <- if (is.na(ifd)) NA_integer_ else int(ifd + 1, 2)

@@ -219,3 +219,15 @@ test_that("a JPEG's EXIF orientation gives the upright size", {
                     output_dir = withr::local_tempdir(), progress = FALSE)
   expect_identical(c(img$meta$width, img$meta$height), c(64L, 128L))
 })
+
+test_that("a PNG header claiming sides past R's integers is an input error", {
+  skip_if_no_python()
+  path <- withr::local_tempfile(fileext = ".png")
+  png::writePNG(array(0.5, c(8, 8, 3)), path)
+  bytes <- readBin(path, "raw", file.size(path))
+  bytes[17:20] <- as.raw(0xff)  # IHDR width 2^32 - 1
+  writeBin(bytes, path)
+  expect_identical(rdiffusers:::image_file_size(path), c(2^32 - 1, 8))
+  expect_error(sd_img2img(path, "a fox", model = "tiny", progress = FALSE),
+               "4294967295 x 8", class = "rdiffusers_error_input")
+})
