@@ -465,14 +465,20 @@ check_prompt <- function(prompt, arg = caller_arg(prompt), call = caller_env()) 
 # Text whose bytes are not valid in its encoding (a Latin-1 file read
 # without its encoding in a UTF-8 session) would reach the model, and the
 # metadata, garbled ("caf<e9>"). Strings marked latin1 convert exactly.
-check_utf8 <- function(x, arg = caller_arg(x), call = caller_env()) {
+# TRUE where a string's text can be had as UTF-8: valid UTF-8 in a UTF-8
+# session, or convertible from its declared (or the native) encoding.
+# enc2utf8() would turn invalid bytes into "<e9>" escapes, silently.
+utf8_convertible <- function(x) {
   utf8_session <- isTRUE(l10n_info()[["UTF-8"]])
-  ok <- vapply(x, function(s) {
+  vapply(x, function(s) {
     enc <- Encoding(s)
     if (enc == "unknown" && utf8_session) return(validUTF8(s))
     enc != "bytes" && !is.na(iconv(s, from = if (enc == "unknown") "" else enc, to = "UTF-8"))
   }, logical(1), USE.NAMES = FALSE)
-  bad <- which(!ok)
+}
+
+check_utf8 <- function(x, arg = caller_arg(x), call = caller_env()) {
+  bad <- which(!utf8_convertible(x))
   if (length(bad) > 0) {
     abort_input(
       c("{.arg {arg}} is not valid UTF-8 text (element{?s} {bad}).",

@@ -301,14 +301,14 @@ json_strings_na <- function(x) {
 }
 
 json_string <- function(x, ascii = TRUE) {
-  x <- enc2utf8(as.character(x))
-  vapply(x, json_string1, character(1), ascii = ascii, USE.NAMES = FALSE)
+  x <- as.character(x)
+  if (!all(utf8_convertible(x))) {
+    abort_input("Metadata text must be valid UTF-8.", call = NULL)
+  }
+  vapply(enc2utf8(x), json_string1, character(1), ascii = ascii, USE.NAMES = FALSE)
 }
 
 json_string1 <- function(s, ascii) {
-  if (!validUTF8(s)) {
-    abort_input("Metadata text must be valid UTF-8.", call = NULL)
-  }
   cp <- utf8ToInt(s)
   out <- intToUtf8(cp, multiple = TRUE)
   esc <- cp < 32 | cp == 34 | cp == 92 | (ascii & cp > 126)

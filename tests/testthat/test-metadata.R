@@ -171,6 +171,21 @@ test_that("a file that appears during the write is not replaced", {
                    character())
 })
 
+test_that("text that is not valid UTF-8 is refused; Latin-1 text is converted", {
+  src <- local_png()
+  out <- withr::local_tempfile(fileext = ".png")
+  raw_latin1 <- "caf\xe9"  # bytes, no declared encoding
+  expect_error(png_write_meta(src, out, meta = list(s = raw_latin1)),
+               "valid UTF-8", class = "rdiffusers_error_input")
+  expect_error(png_write_meta(src, out, meta = list(s = list(t = c("ok", raw_latin1)))),
+               "valid UTF-8", class = "rdiffusers_error_input")
+  expect_false(file.exists(out))
+  latin1 <- raw_latin1
+  Encoding(latin1) <- "latin1"
+  png_write_meta(src, out, meta = list(s = latin1))
+  expect_identical(png_read_meta(out)$s, "caf\u00e9")
+})
+
 test_that("invalid metadata names are refused with a classed error and nothing is written", {
   src <- local_png()
   out <- withr::local_tempfile(fileext = ".png")
