@@ -341,7 +341,9 @@ json_to_meta <- function(text) {
   if (!is.list(doc) || !identical(doc$format, "rdiffusers") || !is.list(doc$meta)) {
     return(NULL)
   }
-  tryCatch(json_decode_node(doc$meta), error = function(e) NULL)
+  meta <- tryCatch(json_decode_node(doc$meta), error = function(e) NULL)
+  # rdiffusers writes a named list; anything else is not its metadata.
+  if (!is.list(meta) || (length(meta) > 0 && is.null(names(meta)))) NULL else meta
 }
 
 json_decode_node <- function(node) {

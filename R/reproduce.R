@@ -83,6 +83,7 @@ sd_reproduce <- function(path, ..., image = NULL, mask = NULL,
              class = "rdiffusers_error_reproduce")
   }
   meta <- as.list(meta)
+  check_recorded(meta, path)
   overrides <- check_overrides(list(...))
   # Settings the task does not use would change nothing yet be recorded.
   unused <- c(
@@ -137,6 +138,32 @@ sd_reproduce <- function(path, ..., image = NULL, mask = NULL,
   new_sd_reproduction(path, meta, new, differences)
 }
 
+# The entries sd_reproduce() reads beyond the settings sd_run() checks must
+# have the shape rdiffusers writes: a hand-edited or crafted file fails here,
+# with its path, instead of with "$ operator is invalid" halfway.
+check_recorded <- function(meta, path, call = caller_env()) {
+  is_named_list <- function(x) is.list(x) && (length(x) == 0 || !is.null(names(x)))
+  lora_ok <- function(l) {
+    is_named_list(l) && rlang::is_string(l$name) && rlang::is_string(l$path) &&
+      rlang::is_string(l$sha256) && is.numeric(l$scale) && length(l$scale) == 1
+  }
+  bad <- c(
+    versions = !is.null(meta$versions) && !is_named_list(meta$versions),
+    scheduler_config = !is.null(meta$scheduler_config) && !is_named_list(meta$scheduler_config),
+    loras = !is.null(meta$loras) &&
+      !(is.list(meta$loras) && is.null(names(meta$loras)) &&
+          all(vapply(meta$loras, lora_ok, logical(1))))
+  )
+  if (any(bad)) {
+    sd_abort(
+      c("{.file {path}} records {.field {names(bad)[bad]}} in a form rdiffusers does not write.",
+        i = "The file's metadata was edited or made by other software."),
+      class = "rdiffusers_error_reproduce", call = call
+    )
+  }
+  invisible()
+}
+
 # Which settings may be changed, and the checks sd_generate() would apply.
 check_overrides <- function(overrides, call = caller_env()) {
   allowed <- c("steps", "guidance_scale", "width", "height", "scheduler", "seed",
@@ -144,6 +171,10 @@ check_overrides <- function(overrides, call = caller_env()) {
                "dtype", "optimize", "model")
   if (length(overrides) > 0 && (is.null(names(overrides)) || any(names(overrides) == ""))) {
     abort_input("Every setting in {.arg ...} must be named, e.g. {.code steps = 30}.", call = call)
+  }
+  twice <- unique(names(overrides)[duplicated(names(overrides))])
+  if (length(twice) > 0) {
+    abort_input("{.arg {twice}} {?is/are} given more than once.", call = call)
   }
   bad <- setdiff(names(overrides), allowed)
   if (length(bad) > 0) {

@@ -140,6 +140,13 @@ test_that("an rdiffusers chunk holding a value of the wrong type is ignored with
                    class = "rdiffusers_warning_metadata")
     expect_identical(as.list(meta), list(seed = 5))
   }
+  # The top level is a named list: a named vector there is not rdiffusers'.
+  atomic <- paste0('{"format":"rdiffusers","version":1,',
+                   '"meta":{"t":"character","v":["txt2img"],"n":["task"]}}')
+  path <- write_bytes(png_bytes(ch$ihdr, rdiffusers:::png_text_chunk("rdiffusers", atomic),
+                                rdiffusers:::png_text_chunk("seed", "5"), ch$idat, ch$iend))
+  expect_warning(meta <- png_read_meta(path), "not valid", class = "rdiffusers_warning_metadata")
+  expect_identical(as.list(meta), list(seed = 5))
   good <- write_bytes(png_bytes(ch$ihdr, rdiffusers:::png_text_chunk(
     "rdiffusers", doc('{"t":"double","v":[1, "NaN", null, "-Inf"]}')), ch$idat, ch$iend))
   expect_identical(as.list(png_read_meta(good)), list(a = c(1, NaN, NA, -Inf)))
