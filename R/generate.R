@@ -143,7 +143,9 @@ sd_run <- function(task, prompt, negative_prompt = NULL, model = sd_default_mode
   check_choice(load_args$optimize, optimize_modes, arg = "optimize", call = call)
   # Checks that need Python's lists of models and schedulers.
   check_model(model, call = call)
-  check_scheduler(scheduler, call = call)
+  # A recorded config (sd_reproduce()) names the class a model shipped,
+  # which may have no A1111 name (SASolverScheduler): Python rebuilds it.
+  if (is.null(scheduler_config)) check_scheduler(scheduler, call = call)
 
   preset <- presets_list(call = call)[[model]]
   if (task == "txt2img") {

@@ -23,6 +23,20 @@ test_that("a scheduler given by A1111 name is rebuilt from its recorded config",
   expect_identical(out$image$meta$scheduler_config, img$meta$scheduler_config)
 })
 
+test_that("a model's own scheduler without an A1111 name is rebuilt from its config", {
+  skip_if_no_python()
+  img <- tiny_image()
+  meta <- img$meta
+  meta$scheduler <- "SASolverScheduler"
+  meta$scheduler_config[["_class_name"]] <- "SASolverScheduler"
+  edited <- file.path(withr::local_tempdir(), "sa.png")
+  png_write_meta(img$path, edited, meta = meta)
+  expect_false("SASolverScheduler" %in% names(rdiffusers:::schedulers_list()))
+  out <- sd_reproduce(edited, output_dir = withr::local_tempdir())
+  expect_identical(out$image$meta$scheduler, "SASolverScheduler")
+  expect_false(out$identical)
+})
+
 test_that("overrides change the image and are recorded in the new file", {
   skip_if_no_python()
   img <- tiny_image()
@@ -85,10 +99,21 @@ test_that("files without rdiffusers metadata and bad overrides are classed error
   other <- withr::local_tempfile(fileext = ".png")
   png_write_meta(src, other, meta = list(task = "upscale"))
   expect_error(sd_reproduce(other), class = "rdiffusers_error_reproduce")
+  # Entries in a shape rdiffusers does not write (hand-edited or crafted):
+  # named, before anything is loaded or written.
+  base <- list(task = "txt2img", prompt = "a fox", seed = 1, steps = 2L)
+  crafted <- list(list(loras = "x"), list(loras = list(list(path = "a.safetensors"))),
+                  list(versions = "x"), list(scheduler_config = 3))
+  for (edit in crafted) {
+    png_write_meta(src, other, meta = utils::modifyList(base, edit), overwrite = TRUE)
+    expect_error(sd_reproduce(other), names(edit), class = "rdiffusers_error_reproduce")
+  }
   skip_if_no_python()
   img <- tiny_image()
   expect_error(sd_reproduce(img$path, colour = "red"), class = "rdiffusers_error_input")
   expect_error(sd_reproduce(img$path, 3), class = "rdiffusers_error_input")
+  expect_error(sd_reproduce(img$path, steps = 1, steps = 3), "`steps` is given more than once",
+               class = "rdiffusers_error_input")
 })
 
 test_that("img2img images need their input image, checked by pixel hash", {
