@@ -357,6 +357,10 @@ as_int_or_null <- function(x) if (is.null(x)) NULL else as.integer(x)
 with_interrupts <- function(p, run, on_image = NULL) {
   user_cb <- if (is.list(p) || is.environment(p)) p$callback
   interrupted <- FALSE
+  # An R error in the callback (writing an image's file) reaches Python, and
+  # comes back, as a RuntimeError with reticulate < 1.36: kept here, it is
+  # signalled again with its own class.
+  failure <- NULL
   # The R function Python calls: Ctrl+C inside it becomes an error for
   # Python (so the pipeline unwinds cleanly) and is noted here.
   callback <- function(image_index, step = NULL, total = NULL, result = NULL) {
@@ -375,6 +379,10 @@ with_interrupts <- function(p, run, on_image = NULL) {
         interrupted <<- TRUE
         if (is.environment(p)) p$interrupted <- TRUE
         stop("Interrupted by the user.", call. = FALSE)
+      },
+      error = function(cnd) {
+        failure <<- cnd
+        stop(cnd)
       }
     )
   }
@@ -382,6 +390,7 @@ with_interrupts <- function(p, run, on_image = NULL) {
     run(callback),
     error = function(e) {
       if (interrupted || interrupt_in_callback_entry(e)) signal_sd_interrupt(e)
+      if (!is.null(failure)) stop(failure)
       stop(e)
     }
   )

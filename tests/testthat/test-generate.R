@@ -110,6 +110,19 @@ test_that("seed = NULL follows R's RNG", {
   expect_true(all(as.numeric(a) < 2^53))
 })
 
+test_that("an error writing an image keeps its class through Python", {
+  skip_if_no_python()
+  # Python calls R back with each finished image; an R error there came back
+  # as "Python error in generate()" with reticulate < 1.36.
+  local_ns_mock(write_final_png = function(...) {
+    sd_abort("The disk went away.", class = "rdiffusers_error_file")
+  })
+  out <- withr::local_tempdir()
+  expect_error(sd_generate("a fox", width = 64, height = 64, steps = 1, seed = 1,
+                           output_dir = out, progress = FALSE),
+               "The disk went away", class = "rdiffusers_error_file")
+})
+
 test_that("final file names never overwrite", {
   dir <- withr::local_tempdir()
   p1 <- unique_path(dir, "sd-x-1")
