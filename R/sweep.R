@@ -76,7 +76,7 @@ sd_sweep <- function(prompt, seed = NULL, guidance_scale = NULL, steps = NULL,
   if (!is.null(file) && file.exists(file)) {
     # Checked before generating anything: a sweep never replaces a file.
     sd_abort(c("{.file {file}} already exists.", i = "Choose another {.arg file}."),
-             class = "rdiffusers_error_file")
+             class = c("rdiffusers_error_exists", "rdiffusers_error_file"))
   }
   if (!is.null(file) && !dir.exists(dirname(file))) {
     sd_abort("The directory of {.arg file}, {.file {dirname(file)}}, does not exist.",

@@ -171,7 +171,7 @@ test_that("sd_sweep() checks its paths first and never replaces a file", {
   expect_error(sd_sweep("a fox", seed = 1:2, file = 3), class = "rdiffusers_error_input")
   existing <- withr::local_tempfile(fileext = ".png")
   writeLines("keep me", existing)
-  expect_error(sd_sweep("a fox", seed = 1:2, file = existing), class = "rdiffusers_error_file")
+  expect_error(sd_sweep("a fox", seed = 1:2, file = existing), class = "rdiffusers_error_exists")
   expect_identical(readLines(existing), "keep me")
   out <- withr::local_tempdir()
   expect_error(sd_sweep("a fox", seed = 1:2, output_dir = out,
