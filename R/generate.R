@@ -195,6 +195,7 @@ sd_run <- function(task, prompt, negative_prompt = NULL, model = sd_default_mode
   batch_negative <- if (is.null(negative_prompt)) NULL else negative_prompt[idx]
   n_images <- length(idx)
 
+  created_dir <- first_missing_dir(output_dir)
   check_output_dir(output_dir, call = call)
   output_dir <- normalizePath(output_dir, winslash = "/", mustWork = TRUE)
   tmp_paths <- file.path(
@@ -206,6 +207,12 @@ sd_run <- function(task, prompt, negative_prompt = NULL, model = sd_default_mode
   p <- progress_start(n_images, steps %||% NA_integer_, show = progress, call = call)
   finished <- FALSE   # an error or interrupt after the last step is a failure too
   on.exit(progress_done(p, ok = finished), add = TRUE)
+  # A call refused by Python leaves no empty directory behind (after the
+  # temporary files are gone: on.exit() runs in order).
+  on.exit(if (!finished && !is.null(created_dir) &&
+                length(dir(created_dir, all.files = TRUE, recursive = TRUE)) == 0) {
+    unlink(created_dir, recursive = TRUE)
+  }, add = TRUE)
 
   clip_skip <- load_args$clip_skip
   load_args$clip_skip <- NULL
@@ -280,6 +287,18 @@ note_saved <- function(saved, n_images, what = "image") {
 
 # Creates `output_dir` if needed and checks that files can be written there,
 # before any work: an image is never generated only to be lost.
+# The outermost directory of `path` that does not exist yet (what
+# dir.create(recursive = TRUE) would create), or NULL.
+first_missing_dir <- function(path) {
+  path <- normalizePath(path, winslash = "/", mustWork = FALSE)
+  top <- NULL
+  while (!dir.exists(path) && !file.exists(path) && dirname(path) != path) {
+    top <- path
+    path <- dirname(path)
+  }
+  top
+}
+
 check_output_dir <- function(output_dir, arg = "output_dir", call = caller_env()) {
   if (file.exists(output_dir) && !dir.exists(output_dir)) {
     sd_abort("{.arg {arg}} {.file {output_dir}} is a file, not a directory.",

@@ -123,6 +123,26 @@ test_that("an error writing an image keeps its class through Python", {
                "The disk went away", class = "rdiffusers_error_file")
 })
 
+test_that("a refused call leaves no output directory it created", {
+  skip_if_no_python()
+  root <- withr::local_tempdir()
+  out <- file.path(root, "new", "images")
+  expect_error(sd_generate("a fox", width = 64, height = 64, steps = 5000, seed = 1,
+                           output_dir = out, progress = FALSE),
+               class = "rdiffusers_error_input")
+  expect_identical(dir(root, all.files = TRUE, no.. = TRUE), character())
+  # One that existed stays, with what it held.
+  dir.create(out, recursive = TRUE)
+  writeLines("mine", file.path(out, "notes.txt"))
+  expect_error(sd_generate("a fox", width = 64, height = 64, steps = 5000, seed = 1,
+                           output_dir = out, progress = FALSE),
+               class = "rdiffusers_error_input")
+  expect_identical(dir(out, all.files = TRUE, no.. = TRUE), "notes.txt")
+  img <- sd_generate("a fox", width = 64, height = 64, steps = 1, seed = 1,
+                     output_dir = file.path(root, "more"), progress = FALSE)
+  expect_true(file.exists(img$path))
+})
+
 test_that("final file names never overwrite", {
   dir <- withr::local_tempdir()
   p1 <- unique_path(dir, "sd-x-1")
