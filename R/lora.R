@@ -47,7 +47,8 @@
 #'   from a source you trust.
 #' @param ... Load options that select which cached pipeline of `model` is
 #'   meant, as for [sd_generate()]: `revision`, `device`, `dtype`, `variant`,
-#'   `config`, `optimize`.
+#'   `config`, `optimize` (by default the option `rdiffusers.optimize`, as
+#'   for [sd_generate()]).
 #' @returns `sd_load_lora()` and `sd_lora_scale()`: the LoRAs now on the
 #'   model, as `sd_loras()` returns them, invisibly. `sd_loras()`: a data
 #'   frame with columns `name`, `path`, `sha256` (of the file) and `scale`, one
@@ -229,7 +230,12 @@ check_adapter_names <- function(x, arg = caller_arg(x), call = caller_env()) {
   invisible(x)
 }
 
-# LoRA functions take the load options only (no clip_skip).
+# LoRA functions take the load options only (no clip_skip), with the
+# default optimize mode sd_generate() uses: otherwise they would act on
+# another cached copy of the model than the one that generates.
 check_lora_dots <- function(..., call = caller_env()) {
-  check_dots_load(..., .allowed = load_arg_names, call = call)
+  dots <- check_dots_load(..., .allowed = load_arg_names, call = call)
+  dots$optimize <- dots$optimize %||% getOption("rdiffusers.optimize", "auto")
+  check_choice(dots$optimize, optimize_modes, arg = "optimize", call = call)
+  dots
 }

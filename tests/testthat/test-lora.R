@@ -75,6 +75,26 @@ test_that("a LoRA changes the image, scale 0 and unloading restore it exactly", 
   expect_identical(nrow(sd_loras("tiny")), 0L)
 })
 
+test_that("LoRA functions act on the pipeline the optimize option selects", {
+  skip_if_no_python()
+  mode <- setdiff(c("none", "bf16"), getOption("rdiffusers.optimize", "auto"))[[1]]
+  withr::local_options(rdiffusers.optimize = mode)
+  withr::defer(sd_unload_lora(model = "tiny"))
+  base <- gen()
+  cached <- sd_pipelines()
+  sd_load_lora(test_lora("style-a", seed = 1), model = "tiny")
+  # No second copy of the model was loaded for the LoRA.
+  expect_identical(sd_pipelines(), cached)
+  styled <- gen()
+  expect_identical(styled$meta$optimize, mode)
+  expect_identical(vapply(styled$meta$loras, `[[`, "", "name"), "style_a")
+  expect_false(identical(pixels_of(styled), pixels_of(base)))
+  expect_identical(sd_loras("tiny")$name, "style_a")
+  expect_identical(sd_lora_scale("style_a", 0, model = "tiny")$scale, 0)
+  expect_identical(pixels_of(gen()), pixels_of(base))
+  expect_identical(sd_unload_lora(model = "tiny"), "style_a")
+})
+
 test_that("stacked LoRAs keep their own scales and are recorded in the metadata", {
   skip_if_no_python()
   withr::defer(sd_unload_lora(model = "tiny"))
