@@ -82,7 +82,9 @@ sd_cache_dir <- function() {
 #'   weights in memory); on CUDA it needs a GPU with bfloat16 support (an
 #'   error otherwise). `"fp16"` (GPU only), `"channels_last"`, and
 #'   `"bf16-compile"` (adds `torch.compile()`: minutes to compile, again for
-#'   each new image size). The mode used is stored in each image's metadata.
+#'   each new image size; past torch's limit of 8 sizes an input error asks
+#'   to [sd_free()] the model, where torch would quietly stop using the
+#'   compiled code). The mode used is stored in each image's metadata.
 #'   Defaults to the option `rdiffusers.optimize`.
 #' @returns An `sd_pipeline` object: a list describing the loaded pipeline
 #'   (`key`, `model`, `family`, `pipeline_class`, `device`, `dtype`,

@@ -312,6 +312,15 @@ def test_bf16_compile_generates_reproducibly_and_refuses_loras(gen, api, cache_d
     assert (meta["width"], meta["height"]) == (_native_size(plain),) * 2
     b = gen(optimize="bf16-compile", width=None, height=None, seeds=["2"])
     assert b[0]["meta"]["pixel_sha256"] == meta["pixel_sha256"]
+    # Past torch's recompile limit (8; 1 here, so no second compile runs)
+    # dynamo would run the UNet uncompiled, quietly: other pixels than a
+    # fresh bf16-compile of that size, under the same recorded mode.
+    import torch._dynamo
+    with torch._dynamo.config.patch(recompile_limit=1):
+        with pytest.raises(InputError, match="compiled for 1 image sizes"):
+            gen(optimize="bf16-compile", width=meta["width"] + 8, height=meta["height"],
+                seeds=["2"])
+    assert not torch._dynamo.config.fail_on_recompile_limit_hit
     f = str(tmp_path / "style.safetensors")
     lora.make_test_lora(api.tiny_model("tiny", cache_dir), f)
     with pytest.raises(InputError, match="compiled model"):

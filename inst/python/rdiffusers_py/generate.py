@@ -5,6 +5,7 @@ from the image's seed, so image i of a batch regenerates bit-identically on
 its own, and results do not depend on the device's random number generator.
 """
 
+import contextlib
 import inspect
 import re
 
@@ -198,7 +199,7 @@ def run(model, prompt, negative_prompt, seeds, out_paths, width, height, steps,
                 kw = {k: v for k, v in kw.items() if k in accepted}
                 # Quiet: diffusers' per-call notices (truncated prompts, which
                 # `warnings` reports in R's terms; scheduler adjustments).
-                with pipeline.quiet_logs():
+                with pipeline.quiet_logs(), _no_silent_recompile_fallback(info["optimize"]):
                     out = pipe(**kw).images[0]
                 if out.size != (width, height):
                     out = out.resize((width, height), resample=_lanczos())
@@ -232,6 +233,26 @@ def run(model, prompt, negative_prompt, seeds, out_paths, width, height, steps,
         finally:
             pipe.scheduler = default_sched
     return results
+
+
+@contextlib.contextmanager
+def _no_silent_recompile_fallback(optimize):
+    """A compiled denoiser compiles again for every new input shape (image
+    size, batch); past torch's recompile limit dynamo would run it
+    uncompiled, quietly, giving other pixels than the recorded
+    "bf16-compile" mode would: an error instead."""
+    if optimize != "bf16-compile":
+        yield
+        return
+    import torch._dynamo
+    with torch._dynamo.config.patch(fail_on_recompile_limit_hit=True):
+        try:
+            yield
+        except torch._dynamo.exc.FailOnRecompileLimitHit as e:
+            raise InputError(
+                "This bf16-compile model was compiled for %d image sizes or batch shapes "
+                "already, torch's limit; free it with sd_free() to compile it again, or "
+                "use optimize = \"bf16\"." % torch._dynamo.config.recompile_limit) from e
 
 
 # Usual settings per family for models without a preset: (steps, guidance).
