@@ -130,10 +130,11 @@ format.sd_config <- function(x, ...) {
       " (default ", x$devices$default %||% "?", ", ",
       x$devices$torch_threads %||% "?", " torch threads)"
     )))
-    if (identical(x$devices$torch_blas, "too late")) {
+    if (identical(x$devices$blas, "host")) {
       # torch was imported before rdiffusers could keep it on its own BLAS.
       out <- c(out, line("warning", paste(
-        "torch was imported before rdiffusers and may use R's BLAS (much slower float32).",
+        "torch was imported before rdiffusers and uses R's BLAS: float32 work is much",
+        "slower and its pixels can differ from other sessions' (recorded as blas = \"host\").",
         "Restart R and use rdiffusers before importing torch yourself."
       )))
     }

@@ -17,7 +17,7 @@
 #'   `seed`, `steps`, `width`, `height`, `guidance_scale`, `strength`,
 #'   `clip_skip`, `scheduler` and its `scheduler_config`, `loras`, ...), the
 #'   model (`model`, `model_id`, `model_revision`, `family`, ...), how it ran
-#'   (`device`, `dtype`, `optimize`, `torch_threads`, `versions`) and hashes
+#'   (`device`, `dtype`, `optimize`, `torch_threads`, `blas`, `versions`) and hashes
 #'   of the pixels and of any input image and mask (`pixel_sha256`, ...).
 #' @param x An object.
 #' @returns `new_sd_image()`: an `sd_image`. `new_sd_images()`: an `sd_images`.

@@ -17,7 +17,9 @@
 #' On a CPU, pixels are bit-identical only at the same torch thread count
 #' (recorded as `torch_threads`). torch uses all cores by default; to fix the
 #' count, set the environment variable `RDIFFUSERS_TORCH_THREADS` (read before
-#' every call), e.g. `Sys.setenv(RDIFFUSERS_TORCH_THREADS = 4)`.
+#' every call), e.g. `Sys.setenv(RDIFFUSERS_TORCH_THREADS = 4)`. float32
+#' work also needs torch's own BLAS (recorded as `blas`): in R it is
+#' `"host"`, R's BLAS, when torch was imported before rdiffusers.
 #'
 #' LoRAs recorded in the file are loaded for the call and the model's previous
 #' LoRAs are restored afterwards. A grid made by [sd_sweep()] is not
@@ -217,6 +219,7 @@ stack_differences <- function(meta, settings, overrides, call = caller_env()) {
   add("R", meta$versions$R, as.character(getRversion()))
   add("rdiffusers", meta$versions$rdiffusers, as.character(utils::packageVersion("rdiffusers")))
   add("torch_threads", meta$torch_threads, devs$torch_threads)
+  add("blas", meta$blas, devs$blas)
   for (name in setdiff(names(overrides), "model")) {
     add(name, format_value(meta[[name]]), format_value(overrides[[name]]))
   }

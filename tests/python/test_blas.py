@@ -30,11 +30,20 @@ def test_a_host_blas_in_the_global_scope_triggers_deepbind_and_torch_still_works
         import rdiffusers_py, torch
         a = torch.ones(64, 64)
         assert torch.equal(a @ a, torch.full((64, 64), 64.0))
-        print(rdiffusers_py.TORCH_BLAS)
+        print(rdiffusers_py.TORCH_BLAS, rdiffusers_py.BLAS)
     """)
-    assert res == "deepbind"
+    assert res == "deepbind torch"
 
 
 def test_too_late_when_torch_came_first():
     want = "too late" if sys.platform.startswith("linux") else "not needed"
     assert run("import torch, rdiffusers_py; print(rdiffusers_py.TORCH_BLAS)") == want
+    # Too late is harmless without a host BLAS, and recorded where there is one.
+    assert run("import torch, rdiffusers_py; print(rdiffusers_py.BLAS)") == "torch"
+    if sys.platform.startswith("linux"):
+        assert run("""
+            import ctypes, ctypes.util, os
+            ctypes.CDLL(ctypes.util.find_library("blas"), mode=os.RTLD_GLOBAL)
+            import torch, rdiffusers_py
+            print(rdiffusers_py.BLAS)
+        """) == "host"

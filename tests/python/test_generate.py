@@ -14,7 +14,7 @@ META_KEYS = {
     "task", "prompt", "negative_prompt", "prompt_3", "seed", "steps", "width", "height",
     "guidance_scale", "strength", "clip_skip", "model", "model_id", "model_source",
     "model_revision", "model_variant", "model_config", "family", "pipeline_class", "scheduler", "scheduler_config", "sampler",
-    "schedule_type", "dtype", "device", "generator_device", "optimize", "torch_threads",
+    "schedule_type", "dtype", "device", "generator_device", "optimize", "torch_threads", "blas",
     "init_image_sha256", "mask_sha256", "keep_unmasked", "loras", "versions", "pixel_sha256",
 }
 
@@ -82,6 +82,7 @@ def test_meta_has_every_entry_and_is_plain_data(gen):
     assert meta["sampler"] == "DDIM"
     assert meta["clip_skip"] == 1 and meta["negative_prompt"] == "blurry"
     assert meta["generator_device"] == "cpu" and meta["torch_threads"] == 1
+    assert meta["blas"] == "torch"  # plain Python: no host BLAS
     assert res[0]["warnings"] == []
     # clip_skip reaches the text encoder (transformers 5 needed a shim).
     assert sha(gen(seeds=["3"], negative_prompt="blurry")) != sha(res)

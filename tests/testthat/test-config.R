@@ -37,4 +37,10 @@ test_that("torch keeps its own BLAS inside R", {
   # binding torch's float32 matmuls would run on it (60x slower with the
   # reference BLAS). Python started by rdiffusers binds torch first.
   expect_identical(rdiffusers:::py_call("devices")$torch_blas, "deepbind")
+  expect_identical(rdiffusers:::py_call("devices")$blas, "torch")
+  # Where torch came first it runs on R's BLAS: sd_config() says so.
+  cfg <- sd_config()
+  expect_false(any(grepl("R's BLAS", format(cfg))))
+  cfg$devices$blas <- "host"
+  expect_true(any(grepl("uses R's BLAS", format(cfg))))
 })

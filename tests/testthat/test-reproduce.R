@@ -59,10 +59,13 @@ test_that("a different stack is reported, not hidden", {
   img <- tiny_image()
   meta <- img$meta
   meta$versions$torch <- "0.0.1"
+  expect_identical(meta$blas, "torch")
+  meta$blas <- "host"  # made where torch ran on R's BLAS
   edited <- file.path(withr::local_tempdir(), "edited.png")
   png_write_meta(img$path, edited, meta = meta)
   out <- sd_reproduce(edited, output_dir = withr::local_tempdir())
   expect_true(out$identical)
+  expect_identical(out$differences$now[out$differences$what == "blas"], "torch")
   row <- out$differences[out$differences$what == "torch", ]
   expect_identical(row$original, "0.0.1")
   expect_identical(row$now, img$meta$versions$torch)

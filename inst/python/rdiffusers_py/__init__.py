@@ -6,9 +6,10 @@ lists/dicts of those.  Seeds cross the bridge as decimal strings.  Pixels cross
 as PNG files.  See api.py for the functions R calls.
 """
 
-from ._blas import bind_torch_blas
+from ._blas import bind_torch_blas, blas_in_use
 
 # Must run before anything imports torch (see _blas.py).
 TORCH_BLAS = bind_torch_blas()
+BLAS = blas_in_use(TORCH_BLAS)
 
 from .api import *  # noqa: E402,F401,F403

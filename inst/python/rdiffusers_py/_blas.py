@@ -40,3 +40,14 @@ def bind_torch_blas():
         return "unavailable"
     ctypes.CDLL(lib, mode=os.RTLD_NOW | os.RTLD_GLOBAL | os.RTLD_DEEPBIND)
     return "deepbind"
+
+
+def blas_in_use(state):
+    """Whose BLAS torch's float32 matrix products run on: "host" when torch
+    was imported before this package in a process that exports BLAS
+    symbols (R), otherwise "torch".  Pixels of float32 work can differ
+    between the two, so images record it."""
+    if state != "too late" or not sys.platform.startswith("linux"):
+        return "torch"
+    host = ctypes.CDLL(None)
+    return "host" if any(hasattr(host, n) for n in ("sgemm_", "dgemm_")) else "torch"

@@ -39,10 +39,11 @@ def devices():
     """dict: available (list of "cuda"/"mps"/"cpu" in preference order),
     default (str), cuda_names (list of str), torch_threads (int),
     cpu_bf16 (bool: CPU has native bf16 matmul), torch_blas (str: how torch
-    was kept on its own BLAS in this process, see _blas.py)."""
-    from . import TORCH_BLAS
+    was kept on its own BLAS in this process, see _blas.py), blas ("torch"
+    or "host": whose BLAS its float32 products run on)."""
+    from . import BLAS, TORCH_BLAS
     _pipeline.setup_torch()
-    return dict(_pipeline.devices(), torch_blas=TORCH_BLAS)
+    return dict(_pipeline.devices(), torch_blas=TORCH_BLAS, blas=BLAS)
 
 
 def presets():

@@ -159,6 +159,7 @@ def run(model, prompt, negative_prompt, seeds, out_paths, width, height, steps,
 
         loras = lora.describe(entry)
         threads = int(torch.get_num_threads())
+        from . import BLAS as blas
         versions = pipeline.versions()
         versions = {k: versions.get(k) for k in
                     ("python", "torch", "diffusers", "transformers", "peft", "accelerate")}
@@ -220,7 +221,7 @@ def run(model, prompt, negative_prompt, seeds, out_paths, width, height, steps,
                     "sampler": sampler, "schedule_type": schedule_type,
                     "dtype": info["dtype"], "device": info["device"],
                     "generator_device": "cpu", "optimize": info["optimize"],
-                    "torch_threads": threads, "init_image_sha256": init_hash,
+                    "torch_threads": threads, "blas": blas, "init_image_sha256": init_hash,
                     "mask_sha256": mask_hash,
                     "keep_unmasked": bool(keep_unmasked) if task == "inpaint" else None,
                     "loras": loras, "versions": versions,
