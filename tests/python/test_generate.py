@@ -193,6 +193,20 @@ def test_img2img_runs_at_the_recorded_size_not_the_models_default(gen, tmp_path,
         assert Image.open(res[0]["path"]).size == (96, 64)
 
 
+def test_sd3_sizes_past_its_positional_embedding_are_input_errors(gen):
+    """diffusers raised a bare ValueError from inside the transformer."""
+    pipe = pipeline.get_entry("tiny-sd3").pipe
+    generate = importlib.import_module("rdiffusers_py.generate")
+    limit = generate._max_size(pipe, "sd3")
+    config = pipe.transformer.config
+    assert limit == config.pos_embed_max_size * config.patch_size * pipe.vae_scale_factor
+    assert generate._max_size(pipe, "sd15") is None
+    res = gen(model="tiny-sd3", width=limit, height=16)
+    assert res[0]["meta"]["width"] == limit
+    with pytest.raises(InputError, match="at most %d" % limit):
+        gen(model="tiny-sd3", width=16, height=limit + 16)
+
+
 def test_sizes_are_multiples_of_the_vae_factor_and_sd3_patches():
     from types import SimpleNamespace as NS
     generate = importlib.import_module("rdiffusers_py.generate")

@@ -131,6 +131,10 @@ def run(model, prompt, negative_prompt, seeds, out_paths, width, height, steps,
         if width % factor or height % factor or width < factor or height < factor:
             raise InputError("width and height must be positive multiples of %d for this model, "
                              "not %d x %d." % (factor, width, height))
+        limit = _max_size(pipe, family)
+        if limit is not None and max(width, height) > limit:
+            raise InputError("width and height must be at most %d for this model, not %d x %d."
+                             % (limit, width, height))
 
         if task != "txt2img":
             init = init_full if init_full.size == (width, height) else \
@@ -268,6 +272,19 @@ def _size_factor(pipe, family):
     if family == "sd3":
         factor *= int(getattr(pipe.transformer.config, "patch_size", 1))
     return max(8, factor)
+
+
+def _max_size(pipe, family):
+    """The largest side an SD3 transformer takes: its positional embedding
+    covers pos_embed_max_size patches (192 for SD3 Medium: 3072 pixels);
+    None where there is no such limit."""
+    if family != "sd3":
+        return None
+    config = getattr(getattr(pipe, "transformer", None), "config", None)
+    cap = getattr(config, "pos_embed_max_size", None)
+    if cap is None:
+        return None
+    return int(cap) * int(getattr(config, "patch_size", 1)) * int(getattr(pipe, "vae_scale_factor", 8))
 
 
 def _native_size(pipe):
