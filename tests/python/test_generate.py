@@ -383,6 +383,15 @@ def test_settings_the_model_cannot_run_are_input_errors(gen, tmp_path):
     first = gen(seeds=["1"])[0]
     with pytest.raises(InputError, match="steps x strength"):
         gen(task="img2img", image=first["path"], steps=2, strength=0.3)
+    # SD3's pipelines round the other way: 4 x 0.2 runs one step there, where
+    # the guard refused it.
+    generate = importlib.import_module("rdiffusers_py.generate")
+    assert generate._steps_run("sd15", 4, 0.2) == 0
+    assert generate._steps_run("sd3", 4, 0.2) == 1
+    assert generate._steps_run("sd3", 10, 0.75) == 8 and generate._steps_run("sd15", 10, 0.75) == 7
+    sd3 = gen(model="tiny-sd3", task="img2img", image=first["path"], steps=4, strength=0.2)
+    assert sd3[0]["meta"]["steps"] == 4
+    assert generate._steps_run("sd3", 4, 0.01) == 1  # any strength > 0 runs one
     with pytest.raises(InputError, match="clip_skip"):
         gen(clip_skip=5)  # the tiny text encoder has 2 layers
 

@@ -118,8 +118,8 @@ def run(model, prompt, negative_prompt, seeds, out_paths, width, height, steps,
         height = int(native if height is None else height)
         if steps < 1:
             raise InputError("steps must be at least 1, not %d." % steps)
-        if task != "txt2img" and int(steps * strength) < 1:
-            # diffusers runs int(steps * strength) steps; zero fails deep inside.
+        if task != "txt2img" and _steps_run(family, steps, strength) < 1:
+            # Zero steps fail deep inside diffusers.
             raise InputError("steps x strength must be at least 1 (%d x %s runs no step): "
                              "raise steps or strength." % (steps, strength))
         if clip_skip is not None:
@@ -272,6 +272,15 @@ def _size_factor(pipe, family):
     if family == "sd3":
         factor *= int(getattr(pipe.transformer.config, "patch_size", 1))
     return max(8, factor)
+
+
+def _steps_run(family, steps, strength):
+    """How many steps diffusers' img2img and inpaint pipelines run: SD's and
+    SDXL's int(steps * strength); SD3's skip int(steps - steps * strength)
+    (4 steps at strength 0.2: 1 step, not 0)."""
+    if family == "sd3":
+        return steps - int(max(steps - steps * strength, 0))
+    return min(int(steps * strength), steps)
 
 
 def _max_size(pipe, family):
