@@ -24,7 +24,9 @@
 #'   warns);
 #' * for `mask` also a logical matrix (`TRUE` = repaint).
 #'
-#' Transparent pixels are put on white. A JPEG is used upright, as image
+#' Transparent pixels of `image` are put on white; a `mask`'s transparency
+#' is ignored, only its grey level counts (a mask painted on a transparent
+#' layer keeps what is not painted). A JPEG is used upright, as image
 #' viewers show it: its EXIF orientation (a phone photo taken sideways) is
 #' applied, so its width and height are the upright ones. Every form reaches
 #' Python as a PNG or JPEG file, so no pixel array crosses the R/Python bridge.

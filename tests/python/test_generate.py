@@ -421,3 +421,18 @@ def test_a_jpegs_exif_orientation_is_applied(tmp_path):
     png = str(tmp_path / "p.png")
     im.save(png, exif=exif.tobytes())
     assert images.load_image(png).size == (64, 32)
+
+
+def test_a_masks_transparency_is_ignored(tmp_path):
+    """A mask painted in white on a transparent layer: what is not painted
+    is kept (transparent black reads as black), unlike an image's
+    transparency, which is put on white."""
+    import numpy as np
+    from rdiffusers_py import images
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[2:4, 2:4] = 255  # opaque white stroke
+    path = str(tmp_path / "layer.png")
+    Image.fromarray(rgba, "RGBA").save(path)
+    mask = np.asarray(images.load_mask(path))
+    assert mask[2, 2] == 255 and mask[0, 0] == 0
+    assert np.asarray(images.load_image(path))[0, 0].tolist() == [255, 255, 255]
