@@ -285,8 +285,6 @@ note_saved <- function(saved, n_images, what = "image") {
   ), class = "rdiffusers_message")
 }
 
-# Creates `output_dir` if needed and checks that files can be written there,
-# before any work: an image is never generated only to be lost.
 # The outermost directory of `path` that does not exist yet (what
 # dir.create(recursive = TRUE) would create), or NULL.
 first_missing_dir <- function(path) {
@@ -299,6 +297,8 @@ first_missing_dir <- function(path) {
   top
 }
 
+# Creates `output_dir` if needed and checks that files can be written there,
+# before any work: an image is never generated only to be lost.
 check_output_dir <- function(output_dir, arg = "output_dir", call = caller_env()) {
   if (file.exists(output_dir) && !dir.exists(output_dir)) {
     sd_abort("{.arg {arg}} {.file {output_dir}} is a file, not a directory.",

@@ -93,10 +93,7 @@ def setup_torch():
     threads = os.environ.get("RDIFFUSERS_TORCH_THREADS", "").strip()
     n = _DEFAULT_THREADS
     if threads:
-        try:
-            n = int(threads) if threads.isascii() and threads.lstrip("+").isdigit() else 0
-        except ValueError:
-            n = 0
+        n = int(threads) if re.fullmatch(r"\+?[0-9]+", threads) else 0
         if not 1 <= n <= MAX_THREADS:
             raise InputError("RDIFFUSERS_TORCH_THREADS must be a whole number from 1 to %d, "
                              "not %r." % (MAX_THREADS, threads))
