@@ -137,10 +137,7 @@ sd_run <- function(task, prompt, negative_prompt = NULL, model = sd_default_mode
   check_string(output_dir, arg = "output_dir", call = call)
   check_string(scheduler, allow_null = TRUE, arg = "scheduler", call = call)
   check_string(model, arg = "model", call = call)
-  # Same default as sd_load_model(), so both find the same cached pipeline;
-  # checked here too, since the option bypasses check_dots_load().
-  load_args$optimize <- load_args$optimize %||% getOption("rdiffusers.optimize", "auto")
-  check_choice(load_args$optimize, optimize_modes, arg = "optimize", call = call)
+  load_args <- with_optimize(load_args, call = call)
   # Checks that need Python's lists of models and schedulers.
   check_model(model, call = call)
   # A recorded config (sd_reproduce()) names the class a model shipped,

@@ -234,8 +234,5 @@ check_adapter_names <- function(x, arg = caller_arg(x), call = caller_env()) {
 # default optimize mode sd_generate() uses: otherwise they would act on
 # another cached copy of the model than the one that generates.
 check_lora_dots <- function(..., call = caller_env()) {
-  dots <- check_dots_load(..., .allowed = load_arg_names, call = call)
-  dots$optimize <- dots$optimize %||% getOption("rdiffusers.optimize", "auto")
-  check_choice(dots$optimize, optimize_modes, arg = "optimize", call = call)
-  dots
+  with_optimize(check_dots_load(..., .allowed = load_arg_names, call = call), call = call)
 }

@@ -349,6 +349,15 @@ load_arg_names <- c("revision", "device", "dtype", "variant", "config", "optimiz
 # them in step), so a misspelt mode fails before Python starts.
 optimize_modes <- c("auto", "none", "channels_last", "bf16", "fp16", "bf16-compile")
 
+# Load options with the optimize mode filled in as sd_load_model()'s default
+# (the option), so every function finds the same cached pipeline; checked
+# here, since the option bypasses check_dots_load().
+with_optimize <- function(load_args, call = caller_env()) {
+  load_args$optimize <- load_args$optimize %||% getOption("rdiffusers.optimize", "auto")
+  check_choice(load_args$optimize, optimize_modes, arg = "optimize", call = call)
+  load_args
+}
+
 # Validates load options (named list) and returns them ready for Python.
 check_load_args <- function(args, call = caller_env()) {
   for (name in intersect(c("revision", "variant", "config"), names(args))) {
