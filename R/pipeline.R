@@ -220,21 +220,25 @@ pipelines_df <- function(infos) {
 #' docs). Either way Karras, exponential and beta sigmas are off unless the
 #' name asks for them: a name with " Karras" adds `use_karras_sigmas = TRUE`
 #' to the samplers that support it (Euler, Heun, LMS, DPM2, DPM2 a, DPM++ 2M,
-#' DPM++ 2M SDE, DPM++ SDE, UniPC, DEIS), and for Euler, Heun, LMS, DPM2 and
-#' DPM2 a also `timestep_spacing = "linspace"`, so that the schedule spans the
-#' model's whole noise range as in A1111. `sd_schedulers(details = TRUE)`
-#' shows each name's exact options.
+#' DPM++ 2M SDE, DPM++ SDE, UniPC, DEIS). The samplers A1111 runs through
+#' k-diffusion (Euler, Euler a, Heun, LMS, DPM2, DPM2 a, DPM++ 2M, DPM++ 2M
+#' SDE), with or without Karras, also get `timestep_spacing = "linspace"`:
+#' as in A1111, their schedule spans the model's whole noise range. (SD1.5's
+#' and SDXL's own configs say `"leading"`, which starts lower: at 4 steps at
+#' timestep 751 instead of 999; A1111 calls that schedule type "DDIM", and
+#' its DDIM and PLMS samplers use it.) `sd_schedulers(details = TRUE)` shows
+#' each name's exact options.
 #'
 #' | A1111 sampler | diffusers class | options |
 #' |---|---|---|
-#' | Euler | `EulerDiscreteScheduler` | |
-#' | Euler a | `EulerAncestralDiscreteScheduler` | |
-#' | Heun | `HeunDiscreteScheduler` | |
-#' | LMS | `LMSDiscreteScheduler` | |
-#' | DPM2 | `KDPM2DiscreteScheduler` | |
-#' | DPM2 a | `KDPM2AncestralDiscreteScheduler` | |
-#' | DPM++ 2M | `DPMSolverMultistepScheduler` | `algorithm_type = "dpmsolver++", solver_order = 2` |
-#' | DPM++ 2M SDE | `DPMSolverMultistepScheduler` | `algorithm_type = "sde-dpmsolver++", solver_order = 2` |
+#' | Euler | `EulerDiscreteScheduler` | `timestep_spacing = "linspace"` |
+#' | Euler a | `EulerAncestralDiscreteScheduler` | `timestep_spacing = "linspace"` |
+#' | Heun | `HeunDiscreteScheduler` | `timestep_spacing = "linspace"` |
+#' | LMS | `LMSDiscreteScheduler` | `timestep_spacing = "linspace"` |
+#' | DPM2 | `KDPM2DiscreteScheduler` | `timestep_spacing = "linspace"` |
+#' | DPM2 a | `KDPM2AncestralDiscreteScheduler` | `timestep_spacing = "linspace"` |
+#' | DPM++ 2M | `DPMSolverMultistepScheduler` | `algorithm_type = "dpmsolver++", solver_order = 2, timestep_spacing = "linspace"` |
+#' | DPM++ 2M SDE | `DPMSolverMultistepScheduler` | `algorithm_type = "sde-dpmsolver++", solver_order = 2, timestep_spacing = "linspace"` |
 #' | DPM++ SDE | `DPMSolverSinglestepScheduler` | `algorithm_type = "dpmsolver++"` |
 #' | DDIM | `DDIMScheduler` | |
 #' | PLMS (or PNDM) | `PNDMScheduler` | `skip_prk_steps = TRUE` |

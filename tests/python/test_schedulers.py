@@ -63,6 +63,7 @@ def test_table_has_both_spellings(api):
     assert t["DPM++ 2M Karras"] == {"cls": "DPMSolverMultistepScheduler",
                                     "kwargs": {"algorithm_type": "dpmsolver++",
                                                "solver_order": 2,
+                                               "timestep_spacing": "linspace",
                                                "use_karras_sigmas": True},
                                     "a1111": "DPM++ 2M", "schedule_type": "Karras"}
     assert t["DDIMScheduler"]["cls"] == "DDIMScheduler"
@@ -98,15 +99,49 @@ def _full_sigma_max(s):
     return float(((1 - a) / a).sqrt().max())
 
 
-@pytest.mark.parametrize("name", ["Euler Karras", "Heun Karras", "LMS Karras", "DPM2 Karras",
-                                  "DPM2 a Karras", "DPM++ 2M Karras"])
-def test_karras_schedules_span_the_models_full_sigma_range(name, default):
-    # A1111's Karras schedule starts at the model's sigma_max whatever the
-    # default scheduler's timestep spacing ("leading" here, as in SDXL).
+_KDIFFUSION = ["Euler", "Euler a", "Heun", "LMS", "DPM2", "DPM2 a", "DPM++ 2M", "DPM++ 2M SDE",
+               "DPM++ SDE"]   # (DPM++ SDE's class always starts at timestep 999)
+
+
+@pytest.mark.parametrize("name", _KDIFFUSION + [n + " Karras" for n in _KDIFFUSION
+                                                if n != "Euler a"])
+@pytest.mark.parametrize("steps", [4, 30])
+def test_kdiffusion_samplers_span_the_models_full_sigma_range(name, steps, default):
+    # A1111's k-diffusion samplers start at the model's sigma_max, Automatic
+    # or Karras, whatever the default scheduler's timestep spacing ("leading"
+    # here, as in SD1.5 and SDXL: at 4 steps it would start at timestep 751).
     assert default.config.timestep_spacing == "leading"
     s = schedulers.build(default, name)
-    s.set_timesteps(30)
+    s.set_timesteps(steps)
     assert float(s.sigmas.max()) == pytest.approx(_full_sigma_max(s), rel=1e-4)
+    assert schedulers.describe(s)[1] == ("Karras" if name.endswith("Karras") else "Automatic")
+
+
+@pytest.mark.parametrize("name", ["DDIM", "PLMS"])
+def test_ddim_and_plms_keep_a1111s_leading_timesteps(name, default):
+    # A1111 runs them on every (1000 // steps)-th timestep from 1: "leading"
+    # with the models' steps_offset of 1.
+    s = schedulers.build(default, name)
+    s.set_timesteps(4)
+    # (PLMS evaluates its first timestep twice.)
+    assert sorted({int(t) for t in s.timesteps}, reverse=True) == [751, 501, 251, 1]
+    assert schedulers.describe(s) == (name, "Automatic")
+
+
+def test_a_models_own_spacing_is_described_in_a1111_terms(default):
+    import diffusers
+    euler = diffusers.EulerDiscreteScheduler
+    assert default.config.steps_offset == 1
+    # SDXL's own scheduler: Euler on "leading" timesteps from 1, which is
+    # A1111's "DDIM" schedule type.
+    assert schedulers.describe(euler.from_config(default.config)) == ("Euler", "DDIM")
+    assert schedulers.describe(euler.from_config(default.config, timestep_spacing="trailing")) \
+        == ("Euler", "SGM Uniform")
+    assert schedulers.describe(euler.from_config(default.config, timestep_spacing="linspace")) \
+        == ("Euler", "Automatic")
+    # No A1111 schedule type has these timesteps.
+    assert schedulers.describe(euler.from_config(default.config, steps_offset=0)) == \
+        ("Euler", None)
 
 
 def test_a_name_means_its_own_settings_whatever_the_default(default):

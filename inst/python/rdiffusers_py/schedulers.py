@@ -44,10 +44,17 @@ _A1111 = {
 # Samplers whose class takes use_karras_sigmas: "X" means it off, "X Karras" on.
 _KARRAS_OK = {"Euler", "Heun", "LMS", "DPM2", "DPM2 a", "DPM++ 2M", "DPM++ 2M SDE",
               "DPM++ SDE", "UniPC", "DEIS"}
-# These classes build Karras sigmas from the timesteps they sample, so with a
-# model's "leading" spacing (SDXL) they would start below the model's
-# sigma_max; A1111's Karras schedule always spans the full range.
-_KARRAS_LINSPACE = {"Euler", "Heun", "LMS", "DPM2", "DPM2 a"}
+# A1111 runs these through k-diffusion, whose default ("Automatic") schedule
+# spaces the timesteps evenly over the whole trained range, 999 to 0: that is
+# diffusers' "linspace".  A model's own "leading" spacing (SD1.5's and SDXL's
+# configs) starts lower, at 4 steps at sigma 4.1 instead of 14.6.  Euler, Heun,
+# LMS and DPM2 also build their Karras sigmas from the timesteps they sample,
+# so their Karras variants need it too.  A1111's DDIM and PLMS use "leading"
+# (every 1000 / steps-th timestep from 1), as the models' configs do.
+# (A1111's DPM++ SDE is k-diffusion's too; diffusers' class has no spacing
+# setting and always starts at timestep 999.)
+_KDIFFUSION = {"Euler", "Euler a", "Heun", "LMS", "DPM2", "DPM2 a", "DPM++ 2M", "DPM++ 2M SDE"}
+_SPACING = {"timestep_spacing": "linspace"}
 # A name means its own settings, whatever the model's default scheduler
 # chose: these are reset unless the name sets them (dropped where the class
 # does not take them).
@@ -71,12 +78,11 @@ def is_flow(cls_name):
 def _entries():
     out = {}
     for name, (cls, kw) in _A1111.items():
+        if name in _KDIFFUSION:
+            kw = dict(kw, **_SPACING)
         if name in _KARRAS_OK:
             out[name] = (cls, dict(kw, **{_KARRAS: False}), name, "Automatic")
-            karras = dict(kw, **{_KARRAS: True})
-            if name in _KARRAS_LINSPACE:
-                karras["timestep_spacing"] = "linspace"
-            out[name + " Karras"] = (cls, karras, name, "Karras")
+            out[name + " Karras"] = (cls, dict(kw, **{_KARRAS: True}), name, "Karras")
         else:
             out[name] = (cls, dict(kw), name, "Automatic")
     for alias, target in _ALIASES.items():
@@ -269,8 +275,13 @@ def describe(scheduler):
         st = "Simple"
     elif cfg.get("timestep_spacing") == "trailing":
         st = "SGM Uniform"
-    else:
+    elif sampler not in _KDIFFUSION or cfg.get("timestep_spacing") == "linspace":
         st = "Automatic"
+    elif cfg.get("timestep_spacing") == "leading" and cfg.get("steps_offset") == 1:
+        # A1111's "DDIM" schedule type: timesteps 1, 1 + 1000 // steps, ...
+        st = "DDIM"
+    else:
+        st = None
     return sampler, st
 
 
