@@ -26,7 +26,9 @@
 #' in a broken state (rstudio/reticulate#1601), R can on rare occasions
 #' crash or hang after Ctrl+C: update reticulate where you can.
 #'
-#' @param prompt Character vector: what to draw, one image set per element.
+#' @param prompt Character vector: what to draw, one image set per element
+#'   (each at most 1 MiB of text, as it is stored in the image's metadata;
+#'   the model reads only its start, 77 tokens for CLIP).
 #' @param negative_prompt What to avoid: `NULL`, one string, or one per
 #'   prompt.
 #' @param model A preset name (see [sd_presets()]), a Hugging Face hub id, or
@@ -486,7 +488,25 @@ check_prompt <- function(prompt, arg = caller_arg(prompt), call = caller_env()) 
     )
   }
   check_utf8(prompt, arg = arg, call = call)
+  check_prompt_size(prompt, arg = arg, call = call)
   invisible(prompt)
+}
+
+# Every image stores its prompts in its metadata, which png_read_meta()
+# reads up to 8 MiB: a longer prompt would fail only after generating. The
+# text encoders read just the start of a prompt (77 tokens for CLIP).
+prompt_max_bytes <- 1024^2
+
+check_prompt_size <- function(x, arg = caller_arg(x), call = caller_env()) {
+  big <- which(nchar(x, type = "bytes") > prompt_max_bytes)
+  if (length(big) > 0) {
+    abort_input(
+      c("{.arg {arg}} is too long (element{?s} {big}): a prompt can have at most 1 MiB of text, as it is stored in the image's metadata.",
+        i = "The model reads only the start of a prompt: 77 tokens for CLIP's text encoders."),
+      call = call
+    )
+  }
+  invisible(x)
 }
 
 # Text whose bytes are not valid in its encoding (a Latin-1 file read
@@ -528,6 +548,7 @@ check_negative_prompt <- function(x, n_prompts, arg = "negative_prompt",
     )
   }
   check_utf8(x, arg = arg, call = call)
+  check_prompt_size(x, arg = arg, call = call)
   rep_len(x, n_prompts)
 }
 

@@ -69,6 +69,20 @@ test_that("prompts that are not valid UTF-8 are refused; Latin-1 ones are conver
   expect_silent(check_utf8("\u6c34\u58a8"))
 })
 
+test_that("prompts too long for the image's metadata are refused before generating", {
+  # Each image stores its prompts in its metadata (at most 8 MiB): a prompt
+  # of several MiB used to fail after the image was made.
+  long <- strrep("a", prompt_max_bytes + 1)
+  expect_error(sd_generate(c("ok", long)), "`prompt` is too long \\(element 2\\)",
+               class = "rdiffusers_error_input")
+  expect_error(sd_generate("a", negative_prompt = long), "`negative_prompt` is too long",
+               class = "rdiffusers_error_input")
+  # The limit counts bytes: 2^19 + 1 two-byte characters are over it.
+  expect_error(check_prompt(strrep("\u00e9", prompt_max_bytes / 2 + 1)), "at most 1 MiB",
+               class = "rdiffusers_error_input")
+  expect_silent(check_prompt(strrep("a", prompt_max_bytes)))
+})
+
 test_that("seeds are checked and expanded as exact decimal strings", {
   expect_equal(check_seed(2^53, 1), "9007199254740992")
   expect_equal(check_seed("18446744073709551615", 2), rep("18446744073709551615", 2))
