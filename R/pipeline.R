@@ -240,8 +240,8 @@ pipelines_df <- function(infos) {
 #' | DPM++ 2M | `DPMSolverMultistepScheduler` | `algorithm_type = "dpmsolver++", solver_order = 2, timestep_spacing = "linspace"` |
 #' | DPM++ 2M SDE | `DPMSolverMultistepScheduler` | `algorithm_type = "sde-dpmsolver++", solver_order = 2, timestep_spacing = "linspace"` |
 #' | DPM++ SDE | `DPMSolverSinglestepScheduler` | `algorithm_type = "dpmsolver++"` |
-#' | DDIM | `DDIMScheduler` | |
-#' | PLMS (or PNDM) | `PNDMScheduler` | `skip_prk_steps = TRUE` |
+#' | DDIM | `DDIMScheduler` | `clip_sample = FALSE, set_alpha_to_one = FALSE` |
+#' | PLMS (or PNDM) | `PNDMScheduler` | `skip_prk_steps = TRUE, set_alpha_to_one = FALSE` |
 #' | UniPC | `UniPCMultistepScheduler` | |
 #' | DEIS | `DEISMultistepScheduler` | `algorithm_type = "deis"` |
 #' | LCM | `LCMScheduler` | |

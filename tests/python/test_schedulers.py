@@ -14,9 +14,9 @@ from rdiffusers_py.errors import InputError
 A1111 = {
     "Euler": ("EulerDiscreteScheduler", {"use_karras_sigmas": False}),
     "Euler a": ("EulerAncestralDiscreteScheduler", {}),
-    "DDIM": ("DDIMScheduler", {}),
-    "PLMS": ("PNDMScheduler", {"skip_prk_steps": True}),
-    "PNDM": ("PNDMScheduler", {"skip_prk_steps": True}),
+    "DDIM": ("DDIMScheduler", {"clip_sample": False, "set_alpha_to_one": False}),
+    "PLMS": ("PNDMScheduler", {"skip_prk_steps": True, "set_alpha_to_one": False}),
+    "PNDM": ("PNDMScheduler", {"skip_prk_steps": True, "set_alpha_to_one": False}),
     "LMS": ("LMSDiscreteScheduler", {}),
     "Heun": ("HeunDiscreteScheduler", {}),
     "DPM2": ("KDPM2DiscreteScheduler", {}),
@@ -126,6 +126,21 @@ def test_ddim_and_plms_keep_a1111s_leading_timesteps(name, default):
     # (PLMS evaluates its first timestep twice.)
     assert sorted({int(t) for t in s.timesteps}, reverse=True) == [751, 501, 251, 1]
     assert schedulers.describe(s) == (name, "Automatic")
+
+
+def test_ddim_and_plms_are_a1111s_whatever_the_models_config_leaves_out(cache_dir):
+    # tiny-sdxl's Euler config, like some real ones, does not list
+    # clip_sample or set_alpha_to_one: diffusers' class defaults are True.
+    euler = pipeline.get_entry("tiny-sdxl", cache_dir=cache_dir).pipe.scheduler
+    assert "clip_sample" not in euler.config
+    ddim = schedulers.build(euler, "DDIM")
+    assert (ddim.config.clip_sample, ddim.config.set_alpha_to_one) == (False, False)
+    assert schedulers.build(euler, "PLMS").config.set_alpha_to_one is False
+    assert schedulers.describe(ddim) == ("DDIM", "Automatic")
+    # A DDIM that clips is not A1111's.
+    import diffusers
+    clipping = diffusers.DDIMScheduler.from_config(ddim.config, clip_sample=True)
+    assert schedulers.describe(clipping) == (None, None)
 
 
 def test_a_models_own_spacing_is_described_in_a1111_terms(default):

@@ -30,11 +30,14 @@ _A1111 = {
     "DPM++ 2M SDE": ("DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++",
                                                      "solver_order": 2}),
     "DPM++ SDE": ("DPMSolverSinglestepScheduler", {"algorithm_type": "dpmsolver++"}),
-    "DDIM": ("DDIMScheduler", {}),
+    # A1111's DDIM and PLMS (from CompVis) neither clip the predicted sample
+    # nor end on alpha = 1, as SD's scheduler configs say too; configs that
+    # leave these out would get diffusers' class defaults (both True).
+    "DDIM": ("DDIMScheduler", {"clip_sample": False, "set_alpha_to_one": False}),
     # PNDM's Runge-Kutta warm-up costs extra UNet calls and fails below 4
     # steps; A1111's PLMS (and diffusers' table) is the plain linear
     # multistep method.
-    "PLMS": ("PNDMScheduler", {"skip_prk_steps": True}),
+    "PLMS": ("PNDMScheduler", {"skip_prk_steps": True, "set_alpha_to_one": False}),
     "UniPC": ("UniPCMultistepScheduler", {}),
     "LCM": ("LCMScheduler", {}),
     "DDPM": ("DDPMScheduler", {}),
