@@ -39,7 +39,10 @@
 #'   frame with one row per cell: `row`, `col`, `file`, `seed` (a list
 #'   column, as seeds above 2^53 are strings), `guidance_scale`, `steps`)
 #'   and `meta` (what the grid's PNG holds). It
-#'   has `print()`, `plot()` and `knit_print()` methods.
+#'   has `print()`, `plot()` and `knit_print()` methods; `as.raster()` and
+#'   `as.array()` give the grid's pixels, as for an `sd_image`, and
+#'   `as.data.frame()` one row per cell: its grid `row` and `col`, then the
+#'   columns of [as.data.frame.sd_images()] for its image.
 #' @family generation
 #' @export
 #' @examplesIf rdiffusers::sd_available()
@@ -335,6 +338,21 @@ format.sd_sweep <- function(x, ...) {
 print.sd_sweep <- function(x, ...) {
   cat(format(x, ...), sep = "\n")
   invisible(x)
+}
+
+#' @export
+as.raster.sd_sweep <- function(x, ...) {
+  grDevices::as.raster(read_png_array(image_file(x)))
+}
+
+#' @export
+as.array.sd_sweep <- function(x, ...) {
+  read_png_array(image_file(x))
+}
+
+#' @export
+as.data.frame.sd_sweep <- function(x, row.names = NULL, optional = FALSE, ...) {
+  cbind(x$cells[c("row", "col")], as.data.frame(x$images))
 }
 
 #' @export

@@ -130,6 +130,16 @@ test_that("the grid's metadata lists the axes and every cell", {
     expect_identical(cell$guidance_scale, own$guidance_scale)
     expect_identical(cell$pixel_sha256, own$pixel_sha256)
   }
+  # Converted like an sd_image (the grid) and an sd_images (the cells).
+  px <- png::readPNG(sw$path)
+  expect_identical(dim(as.array(sw)), dim(px))
+  expect_identical(dim(as.raster(sw)), dim(px)[1:2])
+  df <- as.data.frame(sw)
+  expect_identical(names(df), c("row", "col", names(as.data.frame(sw$images))))
+  expect_identical(df$col, rep(1:3, 2))
+  expect_identical(df$guidance_scale, rep(c(2, 6, 8), 2))
+  expect_identical(df$seed, rep(c(3, 4), each = 3))
+  expect_identical(df$path, vapply(sw$images, function(img) img$path, ""))
 })
 
 test_that("a relative file is returned as an absolute path", {
