@@ -216,18 +216,28 @@ pipelines_df <- function(infos) {
 #' class names (`"EulerAncestralDiscreteScheduler"`) and the sampler names of
 #' AUTOMATIC1111's web UI (`"Euler a"`, `"DPM++ 2M Karras"`). A class name
 #' gives that class with the model's configuration; an A1111 name gives the
-#' class and options below (following the table in diffusers' scheduler
-#' docs). Either way Karras, exponential and beta sigmas are off unless the
-#' name asks for them: a name with " Karras" adds `use_karras_sigmas = TRUE`
-#' to the samplers that support it (Euler, Heun, LMS, DPM2, DPM2 a, DPM++ 2M,
-#' DPM++ 2M SDE, DPM++ SDE, UniPC, DEIS). The samplers A1111 runs through
-#' k-diffusion (Euler, Euler a, Heun, LMS, DPM2, DPM2 a, DPM++ 2M, DPM++ 2M
-#' SDE), with or without Karras, also get `timestep_spacing = "linspace"`:
-#' as in A1111, their schedule spans the model's whole noise range. (SD1.5's
-#' and SDXL's own configs say `"leading"`, which starts lower: at 4 steps at
-#' timestep 751 instead of 999; A1111 calls that schedule type "DDIM", and
-#' its DDIM and PLMS samplers use it.) `sd_schedulers(details = TRUE)` shows
-#' each name's exact options.
+#' class and options below (the table in diffusers' scheduler docs, with
+#' A1111's timesteps). Either way Karras, exponential and beta sigmas are off
+#' unless the name asks for them: a name with " Karras" adds
+#' `use_karras_sigmas = TRUE` to the samplers that support it (Euler, Heun,
+#' LMS, DPM2, DPM2 a, DPM++ 2M, DPM++ 2M SDE, DPM++ SDE, UniPC, DEIS).
+#'
+#' The samplers A1111 runs through k-diffusion space their timesteps over
+#' the model's whole noise range, from timestep 999, as A1111's "Uniform"
+#' schedule does (their Karras variants take `timestep_spacing = "linspace"`
+#' for the same reason). SD1.5's and SDXL's own configs say `"leading"`,
+#' which starts lower: at 4 steps at timestep 751. DDIM and PLMS keep the
+#' model's `"leading"` timesteps, as A1111's do, and UniPC takes A1111's
+#' defaults. DEIS, TCD and DDPM are short names for diffusers schedulers
+#' that A1111 does not have. The schedule is close to A1111's, not the same,
+#' in places: for the DPM++ samplers the last nonzero noise level differs,
+#' and diffusers' DPM++ SDE is deterministic where A1111's adds noise. The
+#' image metadata records the A1111 "Schedule type" that ran (`"Uniform"`,
+#' `"Karras"`, `"SGM Uniform"` for `"trailing"`, `"DDIM"` for a model's own
+#' `"leading"` Euler, Heun or LMS where the steps divide 1000), never A1111
+#' 1.10's `"Automatic"`, which is Karras for some samplers; no schedule type
+#' where none matches. `sd_schedulers(details = TRUE)` shows each name's
+#' exact options.
 #'
 #' | A1111 sampler | diffusers class | options |
 #' |---|---|---|
@@ -235,18 +245,18 @@ pipelines_df <- function(infos) {
 #' | Euler a | `EulerAncestralDiscreteScheduler` | `timestep_spacing = "linspace"` |
 #' | Heun | `HeunDiscreteScheduler` | `timestep_spacing = "linspace"` |
 #' | LMS | `LMSDiscreteScheduler` | `timestep_spacing = "linspace"` |
-#' | DPM2 | `KDPM2DiscreteScheduler` | `timestep_spacing = "linspace"` |
-#' | DPM2 a | `KDPM2AncestralDiscreteScheduler` | `timestep_spacing = "linspace"` |
+#' | DPM2 | `KDPM2DiscreteScheduler` | `timestep_spacing = "trailing"` (A1111 drops the next-to-last noise level) |
+#' | DPM2 a | `KDPM2AncestralDiscreteScheduler` | `timestep_spacing = "trailing"` |
 #' | DPM++ 2M | `DPMSolverMultistepScheduler` | `algorithm_type = "dpmsolver++", solver_order = 2, timestep_spacing = "linspace"` |
 #' | DPM++ 2M SDE | `DPMSolverMultistepScheduler` | `algorithm_type = "sde-dpmsolver++", solver_order = 2, timestep_spacing = "linspace"` |
 #' | DPM++ SDE | `DPMSolverSinglestepScheduler` | `algorithm_type = "dpmsolver++"` |
 #' | DDIM | `DDIMScheduler` | `clip_sample = FALSE, set_alpha_to_one = FALSE` |
 #' | PLMS (or PNDM) | `PNDMScheduler` | `skip_prk_steps = TRUE, set_alpha_to_one = FALSE` |
-#' | UniPC | `UniPCMultistepScheduler` | |
-#' | DEIS | `DEISMultistepScheduler` | `algorithm_type = "deis"` |
+#' | UniPC | `UniPCMultistepScheduler` | `solver_order = 3, solver_type = "bh1", timestep_spacing = "linspace", final_sigmas_type = "sigma_min"` |
+#' | (DEIS) | `DEISMultistepScheduler` | `algorithm_type = "deis"` |
 #' | LCM | `LCMScheduler` | |
-#' | TCD | `TCDScheduler` | |
-#' | DDPM | `DDPMScheduler` | |
+#' | (TCD) | `TCDScheduler` | |
+#' | (DDPM) | `DDPMScheduler` | |
 #'
 #' SD3 models only work with flow-matching schedulers: there "Euler",
 #' "Heun" and "LCM" mean `FlowMatchEulerDiscreteScheduler`,

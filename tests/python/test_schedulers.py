@@ -28,7 +28,8 @@ A1111 = {
                             {"algorithm_type": "sde-dpmsolver++", "use_karras_sigmas": True}),
     "DPM++ SDE": ("DPMSolverSinglestepScheduler", {}),
     "DPM++ SDE Karras": ("DPMSolverSinglestepScheduler", {"use_karras_sigmas": True}),
-    "UniPC": ("UniPCMultistepScheduler", {}),
+    "UniPC": ("UniPCMultistepScheduler", {"solver_order": 3, "solver_type": "bh1",
+                                          "timestep_spacing": "linspace"}),
     "LCM": ("LCMScheduler", {}),
     "DDPM": ("DDPMScheduler", {}),
 }
@@ -47,8 +48,12 @@ def test_a1111_names_build_the_right_scheduler_and_round_trip(name, default):
     for k, v in kw.items():
         assert s.config[k] == v
     sampler, schedule_type = schedulers.describe(s)
-    shown = sampler if schedule_type != "Karras" else sampler + " Karras"
-    assert schedulers.lookup(shown) == schedulers.lookup(name)
+    if name == "DDPM":
+        # Not an A1111 sampler: never written as one.
+        assert (sampler, schedule_type) == (None, None)
+    else:
+        shown = sampler if schedule_type != "Karras" else sampler + " Karras"
+        assert schedulers.lookup(shown) == schedulers.lookup(name)
     assert s is not default
 
 
@@ -114,7 +119,9 @@ def test_kdiffusion_samplers_span_the_models_full_sigma_range(name, steps, defau
     s = schedulers.build(default, name)
     s.set_timesteps(steps)
     assert float(s.sigmas.max()) == pytest.approx(_full_sigma_max(s), rel=1e-4)
-    assert schedulers.describe(s)[1] == ("Karras" if name.endswith("Karras") else "Automatic")
+    # A1111 v1.10's "Automatic" is Karras for some samplers: the schedule is
+    # named.
+    assert schedulers.describe(s)[1] == ("Karras" if name.endswith("Karras") else "Uniform")
 
 
 @pytest.mark.parametrize("name", ["DDIM", "PLMS"])
@@ -147,16 +154,43 @@ def test_a_models_own_spacing_is_described_in_a1111_terms(default):
     import diffusers
     euler = diffusers.EulerDiscreteScheduler
     assert default.config.steps_offset == 1
+    own = euler.from_config(default.config)
     # SDXL's own scheduler: Euler on "leading" timesteps from 1, which is
-    # A1111's "DDIM" schedule type.
-    assert schedulers.describe(euler.from_config(default.config)) == ("Euler", "DDIM")
-    assert schedulers.describe(euler.from_config(default.config, timestep_spacing="trailing")) \
-        == ("Euler", "SGM Uniform")
-    assert schedulers.describe(euler.from_config(default.config, timestep_spacing="linspace")) \
-        == ("Euler", "Automatic")
+    # A1111's "DDIM" schedule type where the steps divide 1000 (A1111 runs
+    # 31 steps for 30).
+    assert schedulers.describe(own, 20) == ("Euler", "DDIM")
+    assert schedulers.describe(own, 30) == ("Euler", None)
+    assert schedulers.describe(own) == ("Euler", None)
+    assert schedulers.describe(euler.from_config(default.config, timestep_spacing="trailing"),
+                               20) == ("Euler", "SGM Uniform")
+    assert schedulers.describe(euler.from_config(default.config, timestep_spacing="linspace"),
+                               20) == ("Euler", "Uniform")
     # No A1111 schedule type has these timesteps.
-    assert schedulers.describe(euler.from_config(default.config, steps_offset=0)) == \
+    assert schedulers.describe(euler.from_config(default.config, steps_offset=0), 20) == \
         ("Euler", None)
+    dpm = diffusers.DPMSolverMultistepScheduler.from_config(default.config, solver_order=2)
+    assert schedulers.describe(dpm, 20) == ("DPM++ 2M", None)
+    # A1111's DPM2 drops the next-to-last sigma: "trailing" is its Uniform.
+    dpm2 = diffusers.KDPM2DiscreteScheduler.from_config(default.config, timestep_spacing="linspace")
+    assert schedulers.describe(dpm2, 20) == ("DPM2", None)
+    assert schedulers.describe(schedulers.build(default, "DPM2"), 20) == ("DPM2", "Uniform")
+
+
+def test_unipc_is_a1111s_and_runs_any_step_count(gen, default):
+    import diffusers
+    s = schedulers.build(default, "UniPC")
+    s.set_timesteps(4)
+    # Time-uniform from 999 down to the last trained noise level (not 0).
+    assert [int(t) for t in s.timesteps] == [999, 749, 500, 250]
+    a0 = float(s.alphas_cumprod[0])
+    assert float(s.sigmas[-1]) == pytest.approx(((1 - a0) / a0) ** 0.5, rel=1e-4)
+    # A model's own UniPC (order 2, bh2) is not A1111's.
+    own = diffusers.UniPCMultistepScheduler.from_config(default.config)
+    assert schedulers.describe(own) == (None, None)
+    for steps in (1, 2, 3):
+        res = gen(scheduler="UniPC", steps=steps)
+        assert (res[0]["meta"]["sampler"], res[0]["meta"]["schedule_type"]) == \
+            ("UniPC", "Automatic")
 
 
 def test_a_name_means_its_own_settings_whatever_the_default(default):
@@ -164,9 +198,9 @@ def test_a_name_means_its_own_settings_whatever_the_default(default):
     # A model whose default scheduler is an SDE solver with Karras sigmas.
     sde = diffusers.DPMSolverMultistepScheduler.from_config(
         default.config, use_karras_sigmas=True, algorithm_type="sde-dpmsolver++")
-    for name, want in [("Euler a", ("Euler a", "Automatic")), ("DDIM", ("DDIM", "Automatic")),
-                       ("DEIS", ("DEIS", "Automatic")), ("DPM++ SDE", ("DPM++ SDE", "Automatic")),
-                       ("Euler", ("Euler", "Automatic")), ("LMS Karras", ("LMS", "Karras"))]:
+    for name, want in [("Euler a", ("Euler a", "Uniform")), ("DDIM", ("DDIM", "Automatic")),
+                       ("DEIS", (None, None)), ("DPM++ SDE", ("DPM++ SDE", "Uniform")),
+                       ("Euler", ("Euler", "Uniform")), ("LMS Karras", ("LMS", "Karras"))]:
         s = schedulers.build(sde, name)
         assert schedulers.describe(s) == want, name
     assert schedulers.build(sde, "DPM++ SDE").config.algorithm_type == "dpmsolver++"

@@ -149,7 +149,7 @@ def run(model, prompt, negative_prompt, seeds, out_paths, width, height, steps,
         with pipeline.quiet_logs():
             sched = schedulers.build(pipe.scheduler, scheduler, scheduler_config, family)
             schedulers.check_steps(sched, steps)
-        sampler, schedule_type = schedulers.describe(sched)
+        sampler, schedule_type = schedulers.describe(sched, steps)
         sched_config = schedulers.jsonable_config(sched)
         accepted = set(inspect.signature(type(pipe).__call__).parameters)
         warnings = []

@@ -38,7 +38,11 @@ _A1111 = {
     # steps; A1111's PLMS (and diffusers' table) is the plain linear
     # multistep method.
     "PLMS": ("PNDMScheduler", {"skip_prk_steps": True, "set_alpha_to_one": False}),
-    "UniPC": ("UniPCMultistepScheduler", {}),
+    # A1111's own UniPC, with its default options (order 3, variant bh1,
+    # time-uniform steps from 999 down to the last trained noise level).
+    "UniPC": ("UniPCMultistepScheduler", {"solver_order": 3, "solver_type": "bh1",
+                                          "timestep_spacing": "linspace",
+                                          "final_sigmas_type": "sigma_min"}),
     "LCM": ("LCMScheduler", {}),
     "DDPM": ("DDPMScheduler", {}),
     "DEIS": ("DEISMultistepScheduler", {"algorithm_type": "deis"}),
@@ -47,17 +51,27 @@ _A1111 = {
 # Samplers whose class takes use_karras_sigmas: "X" means it off, "X Karras" on.
 _KARRAS_OK = {"Euler", "Heun", "LMS", "DPM2", "DPM2 a", "DPM++ 2M", "DPM++ 2M SDE",
               "DPM++ SDE", "UniPC", "DEIS"}
-# A1111 runs these through k-diffusion, whose default ("Automatic") schedule
-# spaces the timesteps evenly over the whole trained range, 999 to 0: that is
-# diffusers' "linspace".  A model's own "leading" spacing (SD1.5's and SDXL's
-# configs) starts lower, at 4 steps at sigma 4.1 instead of 14.6.  Euler, Heun,
-# LMS and DPM2 also build their Karras sigmas from the timesteps they sample,
-# so their Karras variants need it too.  A1111's DDIM and PLMS use "leading"
-# (every 1000 / steps-th timestep from 1), as the models' configs do.
-# (A1111's DPM++ SDE is k-diffusion's too; diffusers' class has no spacing
-# setting and always starts at timestep 999.)
-_KDIFFUSION = {"Euler", "Euler a", "Heun", "LMS", "DPM2", "DPM2 a", "DPM++ 2M", "DPM++ 2M SDE"}
-_SPACING = {"timestep_spacing": "linspace"}
+# A1111's "Uniform" schedule for the samplers it runs through k-diffusion,
+# as the timestep spacing that gives it here.  k-diffusion spaces the
+# timesteps evenly over the trained range, 999 to 0: diffusers' "linspace"
+# (the DPM++ classes' linspace differs only in the last nonzero sigma).
+# A1111's DPM2 and DPM2 a drop the next-to-last sigma, which "trailing"
+# gives.  A model's own "leading" spacing (SD1.5's and SDXL's configs)
+# starts lower: at 4 steps at timestep 751 instead of 999.  The Karras
+# variants take "linspace" so that Euler, Heun, LMS and DPM2, which build
+# Karras sigmas from the timesteps they sample, start at the model's
+# sigma_max.  (None: DPM++ SDE's class has no spacing setting and always
+# starts at 999.)  A1111 v1.10's "Automatic" is a different schedule per
+# sampler (Karras for DPM++ 2M, ...), so metadata names the one that ran.
+_UNIFORM = {"Euler": "linspace", "Euler a": "linspace", "Heun": "linspace", "LMS": "linspace",
+            "DPM2": "trailing", "DPM2 a": "trailing", "DPM++ 2M": "linspace",
+            "DPM++ 2M SDE": "linspace", "DPM++ SDE": None}
+# A1111's "DDIM" schedule type, timesteps 1, 1 + 1000 // n, ... where n
+# divides 1000, is "leading" with steps_offset 1 for these.
+_DDIM_TYPE_OK = {"Euler", "Euler a", "Heun", "LMS"}
+# Short names for diffusers schedulers A1111 does not have: never written
+# as an A1111 sampler (A1111 would read them as its first sampler).
+_NOT_A1111 = {"DDPM", "DEIS", "TCD"}
 # A name means its own settings, whatever the model's default scheduler
 # chose: these are reset unless the name sets them (dropped where the class
 # does not take them).
@@ -81,13 +95,19 @@ def is_flow(cls_name):
 def _entries():
     out = {}
     for name, (cls, kw) in _A1111.items():
-        if name in _KDIFFUSION:
-            kw = dict(kw, **_SPACING)
+        a1111 = None if name in _NOT_A1111 else name
+        own = dict(kw)
+        if _UNIFORM.get(name):
+            own["timestep_spacing"] = _UNIFORM[name]
+        st = None if a1111 is None else "Uniform" if name in _UNIFORM else "Automatic"
         if name in _KARRAS_OK:
-            out[name] = (cls, dict(kw, **{_KARRAS: False}), name, "Automatic")
-            out[name + " Karras"] = (cls, dict(kw, **{_KARRAS: True}), name, "Karras")
+            out[name] = (cls, dict(own, **{_KARRAS: False}), a1111, st)
+            karras = dict(kw, **{_KARRAS: True})
+            if _UNIFORM.get(name):
+                karras["timestep_spacing"] = "linspace"
+            out[name + " Karras"] = (cls, karras, a1111, a1111 and "Karras")
         else:
-            out[name] = (cls, dict(kw), name, "Automatic")
+            out[name] = (cls, own, a1111, st)
     for alias, target in _ALIASES.items():
         out[alias] = out[target]
     classes = {}
@@ -248,9 +268,10 @@ _INT_KEYS = {"num_train_timesteps", "steps_offset", "solver_order", "original_in
              "corrector_order", "lower_order_final_steps"}
 
 
-def describe(scheduler):
-    """(sampler, schedule_type) in A1111 terms, or (None, None) when the
-    scheduler has no A1111 counterpart."""
+def describe(scheduler, steps=None):
+    """(sampler, schedule_type) in A1111 terms for a scheduler set up to run
+    `steps` steps: (None, None) when the scheduler has no A1111 counterpart,
+    and schedule_type None when its timesteps match no A1111 schedule type."""
     cls = type(scheduler).__name__
     # Only the class's own settings: from_config() keeps the default
     # scheduler's others (use_karras_sigmas on a DDIM) as hidden entries.
@@ -263,11 +284,13 @@ def describe(scheduler):
                 sampler = name
     else:
         for name, (c, kw) in _A1111.items():
-            if c == cls and all(cfg.get(k) == v for k, v in kw.items()):
+            if name not in _NOT_A1111 and c == cls and \
+                    all(cfg.get(k) == v for k, v in kw.items()):
                 sampler = name
                 break
     if sampler is None:
         return None, None
+    spacing = cfg.get("timestep_spacing")
     if cfg.get(_KARRAS):
         st = "Karras"
     elif cfg.get("use_exponential_sigmas"):
@@ -276,12 +299,14 @@ def describe(scheduler):
         st = "Beta"
     elif is_flow(cls):
         st = "Simple"
-    elif cfg.get("timestep_spacing") == "trailing":
+    elif sampler in _UNIFORM and spacing == _UNIFORM[sampler]:
+        st = "Uniform"
+    elif spacing == "trailing":
         st = "SGM Uniform"
-    elif sampler not in _KDIFFUSION or cfg.get("timestep_spacing") == "linspace":
-        st = "Automatic"
-    elif cfg.get("timestep_spacing") == "leading" and cfg.get("steps_offset") == 1:
-        # A1111's "DDIM" schedule type: timesteps 1, 1 + 1000 // steps, ...
+    elif sampler not in _UNIFORM:
+        st = "Automatic"    # DDIM, PLMS, UniPC, LCM: A1111 has one schedule for them
+    elif sampler in _DDIM_TYPE_OK and spacing == "leading" and cfg.get("steps_offset") == 1 \
+            and steps and int(cfg.get("num_train_timesteps", 1000)) % int(steps) == 0:
         st = "DDIM"
     else:
         st = None
