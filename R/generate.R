@@ -201,7 +201,7 @@ sd_run <- function(task, prompt, negative_prompt = NULL, model = sd_default_mode
     output_dir,
     sprintf(".rdiffusers-%s-%d.png", random_id(), seq_len(n_images))
   )
-  on.exit(unlink(tmp_paths), add = TRUE)
+  on.exit(remove_path(tmp_paths), add = TRUE)
 
   p <- progress_start(n_images, steps %||% NA_integer_, show = progress, call = call)
   finished <- FALSE   # an error or interrupt after the last step is a failure too
@@ -210,7 +210,7 @@ sd_run <- function(task, prompt, negative_prompt = NULL, model = sd_default_mode
   # temporary files are gone: on.exit() runs in order).
   on.exit(if (!finished && !is.null(created_dir) &&
                 length(dir(created_dir, all.files = TRUE, recursive = TRUE)) == 0) {
-    unlink(created_dir, recursive = TRUE)
+    remove_path(created_dir, recursive = TRUE)
   }, add = TRUE)
 
   clip_skip <- load_args$clip_skip
@@ -340,7 +340,7 @@ write_final_png <- function(tmp, dir, stem, meta) {
                      rdiffusers_error_exists = function(e) NULL)
     if (!is.null(done)) break
   }
-  unlink(tmp)
+  remove_path(tmp)
   final
 }
 

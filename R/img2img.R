@@ -84,7 +84,7 @@ sd_img2img <- function(image, prompt, strength = NULL, negative_prompt = NULL,
   load_args <- check_dots_load(...)
   strength <- check_strength(strength)
   tmp_dir <- new_image_dir()
-  on.exit(unlink(tmp_dir, recursive = TRUE), add = TRUE)
+  on.exit(remove_path(tmp_dir, recursive = TRUE), add = TRUE)
   input <- as_image_file(image, tmp_dir, what = "image")
   check_input_size(input, width, height)
   sd_run(
@@ -112,7 +112,7 @@ sd_inpaint <- function(image, mask, prompt, strength = NULL, keep_unmasked = TRU
   strength <- check_strength(strength)
   check_flag(keep_unmasked)
   tmp_dir <- new_image_dir()
-  on.exit(unlink(tmp_dir, recursive = TRUE), add = TRUE)
+  on.exit(remove_path(tmp_dir, recursive = TRUE), add = TRUE)
   input <- as_image_file(image, tmp_dir, what = "image")
   mask_file <- as_image_file(mask, tmp_dir, what = "mask")
   if (!identical(c(input$width, input$height), c(mask_file$width, mask_file$height))) {

@@ -95,7 +95,7 @@ sd_install <- function(envname = "r-rdiffusers", ..., torch_index = NULL,
     # The Python to rebuild with, before the working environment is gone.
     starter <- find_starter()
     say("Deleting {.file {dir}}.")
-    unlink(dir, recursive = TRUE)
+    remove_path(dir, recursive = TRUE)
   }
 
   if (!venv_has_python(dir)) {
@@ -119,7 +119,7 @@ sd_install <- function(envname = "r-rdiffusers", ..., torch_index = NULL,
     # complete, pins installed: a half one would be chosen next time (it is
     # the default env) and fail there.
     complete <- FALSE
-    on.exit(if (!complete) unlink(dir, recursive = TRUE), add = TRUE)  # error or interrupt
+    on.exit(if (!complete) remove_path(dir, recursive = TRUE), add = TRUE)  # error or interrupt
     run_python(starter, c("-m", "venv", dir), quiet = quiet)
   } else {
     complete <- TRUE  # not ours to remove

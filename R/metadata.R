@@ -83,7 +83,7 @@ png_write_meta <- function(x, path, meta = NULL, overwrite = FALSE) {
   check_string(path)
   check_flag(overwrite)
   src <- meta_source_path(x)
-  on.exit(if (!identical(src$tmp, FALSE)) unlink(src$path), add = TRUE)
+  on.exit(if (!identical(src$tmp, FALSE)) remove_path(src$path), add = TRUE)
   if (is.null(meta)) {
     meta <- src$meta
   }

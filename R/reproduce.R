@@ -100,7 +100,7 @@ sd_reproduce <- function(path, ..., image = NULL, mask = NULL,
 
   differences <- stack_differences(meta, settings, overrides)
   input_dir <- new_image_dir()
-  on.exit(unlink(input_dir, recursive = TRUE), add = TRUE)
+  on.exit(remove_path(input_dir, recursive = TRUE), add = TRUE)
   inputs <- reproduce_inputs(meta, image, mask, input_dir)
   differences <- rbind(differences, inputs$differences)
 

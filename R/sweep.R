@@ -274,7 +274,7 @@ write_sweep_grid <- function(images, ncol, col_labels, row_labels, meta, file,
   arrays <- lapply(unclass(images), function(img) read_png_array(image_file(img)))
   g <- grid_geometry(arrays, ncol, row_labels = row_labels, col_labels = col_labels)
   tmp <- tempfile(fileext = ".png")
-  on.exit(unlink(tmp), add = TRUE)
+  on.exit(remove_path(tmp), add = TRUE)
   # The user's current device is current again afterwards (dev.off() would
   # make the next one in the list current).
   before <- grDevices::dev.cur()

@@ -76,11 +76,18 @@ check_file_exists <- function(path, what, class, call = caller_env()) {
   invisible(path)
 }
 
+# unlink() without its wildcard expansion: a path the user chose may hold
+# "*", "?" or "[", and unlink("out[2]") would delete "out2". (expand = FALSE
+# also leaves "~" alone, so that is expanded here.)
+remove_path <- function(path, recursive = FALSE) {
+  unlink(path.expand(path), recursive = recursive, expand = FALSE)
+}
+
 # Whether a file can be created in `dir`, found by creating one: permission
 # bits do not tell (root, read-only mounts, /proc).
 dir_writable <- function(dir) {
   probe <- tempfile(".rdiffusers-probe-", tmpdir = dir)
   ok <- suppressWarnings(file.create(probe))
-  if (ok) unlink(probe)
+  if (ok) remove_path(probe)
   ok
 }

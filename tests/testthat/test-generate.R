@@ -155,6 +155,19 @@ test_that("a refused call leaves no output directory it created", {
   img <- sd_generate("a fox", width = 64, height = 64, steps = 1, seed = 1,
                      output_dir = file.path(root, "more"), progress = FALSE)
   expect_true(file.exists(img$path))
+  # Only that directory: unlink() would read "draft [2]" as a wildcard that
+  # matches the user's "draft 2", and "run*" their "runA".
+  for (mine in c("draft 2", "runA")) {
+    dir.create(file.path(root, mine))
+    writeLines("precious", file.path(root, mine, "notes.txt"))
+  }
+  for (made in c("draft [2]", "run*")) {
+    expect_error(sd_generate("a fox", width = 64, height = 64, steps = 5000, seed = 1,
+                             output_dir = file.path(root, made), progress = FALSE),
+                 class = "rdiffusers_error_input")
+  }
+  expect_setequal(dir(root), c("new", "more", "draft 2", "runA"))
+  expect_identical(readLines(file.path(root, "runA", "notes.txt")), "precious")
 })
 
 test_that("final file names never overwrite", {
