@@ -14,7 +14,8 @@
 #' `TORCHINDUCTOR_CACHE_DIR` is set, rdiffusers sets it to its
 #' `torchinductor` folder before Python starts.
 #'
-#' @returns A string.
+#' @returns A string; for `sd_cache_dir()` an absolute path (`"~"` expanded,
+#'   a relative option taken from the working directory).
 #' @family pipelines
 #' @export
 #' @examples
@@ -35,7 +36,7 @@ sd_cache_dir <- function() {
     sd_abort("Option {.code rdiffusers.cache_dir} is {.file {dir}}, a file, not a folder.",
              class = "rdiffusers_error_file")
   }
-  dir
+  absolute_path(dir)
 }
 
 #' Load a Stable Diffusion pipeline

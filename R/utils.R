@@ -76,6 +76,15 @@ check_file_exists <- function(path, what, class, call = caller_env()) {
   invisible(path)
 }
 
+# An absolute path for a file or folder that may not exist yet: "~"
+# expanded, a relative path taken from the working directory now (Python
+# would read "~" literally, and a relative path from its own later cwd).
+absolute_path <- function(path) {
+  path <- path.expand(path)
+  if (!grepl("^([/\\\\]|[A-Za-z]:)", path)) path <- file.path(getwd(), path)
+  normalizePath(path, winslash = "/", mustWork = FALSE)
+}
+
 # unlink() without its wildcard expansion: a path the user chose may hold
 # "*", "?" or "[", and unlink("out[2]") would delete "out2". (expand = FALSE
 # also leaves "~" alone, so that is expanded here.)
