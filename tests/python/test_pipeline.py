@@ -61,6 +61,12 @@ def test_local_dir_is_hashed_by_content(api, cache_dir, tmp_path):
     assert info["model_id"] == os.path.abspath(copy)
     # Same weights, same revision, wherever they live.
     assert info["revision"] == api.load_pipeline("tiny", cache_dir=cache_dir)["revision"]
+    # Through a symlink it is the same model, one pipeline (a LoRA loaded
+    # by one path applies by the other).
+    link = str(tmp_path / "link")
+    os.symlink(copy, link)
+    again = api.load_pipeline(link)
+    assert (again["key"], again["model_id"], again["loaded"]) == (info["key"], copy, False)
     api.free_pipelines(info["key"])
 
 

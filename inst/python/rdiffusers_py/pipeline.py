@@ -484,8 +484,10 @@ def _resolve_source(model, revision, variant, config, cache_dir, local_files_onl
     if model in _PRESETS:
         model = _PRESETS[model]["model_id"]
     expanded = os.path.expanduser(model)
+    # Real paths: a model reached through a symlink is the same model (one
+    # cache entry, so a LoRA loaded on it applies whichever path is given).
     if os.path.isfile(expanded) or single_file:
-        path = os.path.abspath(expanded)
+        path = os.path.realpath(expanded)
         if not os.path.isfile(path):
             raise ModelError("Checkpoint file %s does not exist." % path)
         if not path.lower().endswith(SAFE_EXTENSIONS + PICKLE_EXTENSIONS):
@@ -513,7 +515,7 @@ def _resolve_source(model, revision, variant, config, cache_dir, local_files_onl
                 "family": _family_of_checkpoint(path, config, local_files_only),
                 "config": config}
     if os.path.isdir(expanded):
-        path = os.path.abspath(expanded)
+        path = os.path.realpath(expanded)
         # A tiny model's own directory (sd_pipelines() shows it) is that tiny
         # model: one cache entry and one copy in memory, not two.
         for name in tiny.TINY:
