@@ -411,7 +411,8 @@ new_sd_reproduction <- function(path, meta, image, differences) {
       identical = identical(image$meta$pixel_sha256, meta$pixel_sha256) &&
         identical(pixels$differing, 0L),
       image = image,
-      original = path,
+      # Absolute: print() and plot() find it after setwd().
+      original = normalizePath(path, winslash = "/"),
       differences = differences,
       pixels = pixels
     ),

@@ -21,6 +21,13 @@ test_that("a scheduler given by A1111 name is rebuilt from its recorded config",
   expect_identical(out$original, img$path)
   expect_true(out$identical)
   expect_identical(out$image$meta$scheduler_config, img$meta$scheduler_config)
+  # A relative path is kept absolute, so that plot() finds it after setwd().
+  withr::with_dir(dirname(img$path), {
+    rel <- sd_reproduce(basename(img$path), output_dir = withr::local_tempdir())
+  })
+  expect_identical(rel$original, normalizePath(img$path))
+  withr::local_pdf(withr::local_tempfile(fileext = ".pdf"))
+  expect_no_error(plot(rel))
 })
 
 test_that("a model's own scheduler without an A1111 name is rebuilt from its config", {
