@@ -91,7 +91,8 @@ png_write_meta <- function(x, path, meta = NULL, overwrite = FALSE) {
     check_meta(meta)
   }
   check_file_exists(src$path, "Image file", class = "rdiffusers_error_file")
-  if (file.exists(path) && !overwrite) {
+  check_file_target(path)
+  if (path_taken(path) && !overwrite) {
     abort_exists(path, call = environment())
   }
   if (is.null(meta)) {

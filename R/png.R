@@ -309,12 +309,14 @@ png_text_chunk <- function(keyword, text) {
 # is replaced keeps its permissions, and replacing a symbolic link replaces
 # the file it points to, as writing to it in place would.
 write_atomic <- function(bytes, path, overwrite = FALSE, call = caller_env()) {
-  replacing <- file.exists(path)
+  check_file_target(path, call = call)
+  replacing <- path_taken(path)
   if (replacing && !overwrite) {
     abort_exists(path, call = call)
   }
   mode <- NULL
-  if (replacing) {
+  if (file.exists(path)) {
+    # (A dangling symbolic link, with overwrite, is replaced by the file.)
     path <- normalizePath(path)
     mode <- file.mode(path)
   }
@@ -352,10 +354,28 @@ place_new_file <- function(tmp, path) {
   if (suppressWarnings(file.link(tmp, path))) {
     return(TRUE)
   }
-  if (file.exists(path)) {
+  if (path_taken(path)) {
     return(NA)
   }
   file.rename(tmp, path)
+}
+
+# Whether `path` names something: file.exists() is FALSE for a symbolic
+# link whose target is gone, which a rename would then replace.
+# (Sys.readlink(): "" for other files, NA where nothing is.)
+path_taken <- function(path) {
+  link <- Sys.readlink(path)
+  file.exists(path) || (!is.na(link) && nzchar(link))
+}
+
+# A directory (or a name ending in a slash) cannot become a PNG file: said
+# plainly, before "already exists" or a failed rename.
+check_file_target <- function(path, arg = "path", call = caller_env()) {
+  if (dir.exists(path) || grepl("[/\\\\]$", path)) {
+    sd_abort("{.arg {arg}} {.file {path}} is a directory, not a file name.",
+             class = "rdiffusers_error_file", call = call)
+  }
+  invisible(path)
 }
 
 abort_exists <- function(path, call = caller_env()) {

@@ -100,6 +100,24 @@ test_that("overwriting keeps the file's permissions and writes through a symlink
   expect_identical(png_read_meta(out)$seed, 3)
   expect_identical(format(file.mode(out)), "600")
   expect_setequal(list.files(dir, all.files = TRUE, no.. = TRUE), c("out.png", "link.png"))
+  # A link whose target is gone still names something: not replaced.
+  dangling <- file.path(dir, "dangling.png")
+  file.symlink(file.path(dir, "gone.png"), dangling)
+  expect_error(png_write_meta(src, dangling, meta = list(seed = 4)),
+               class = "rdiffusers_error_exists")
+  expect_identical(Sys.readlink(dangling), file.path(dir, "gone.png"))
+})
+
+test_that("a directory as the file to write is said to be one", {
+  src <- local_png()
+  dir <- withr::local_tempdir()
+  for (path in c(dir, file.path(dir, "x.png/"))) {
+    for (overwrite in c(FALSE, TRUE)) {
+      expect_error(png_write_meta(src, path, meta = list(seed = 1), overwrite = overwrite),
+                   "is a directory, not a file name", class = "rdiffusers_error_file")
+    }
+  }
+  expect_identical(list.files(dir, all.files = TRUE, no.. = TRUE), character())
 })
 
 test_that("metadata too large to read back, or nested too deep, is refused", {
