@@ -38,7 +38,8 @@
 #'   and names PyTorch modules use themselves (such as `"train"` or
 #'   `"float"`). `NULL` uses the file name
 #'   (`"pixel-art.v2.safetensors"` becomes `"pixel_art_v2"`, `"train.safetensors"`
-#'   becomes `"lora_train"`). Loading the same file under a name that is
+#'   becomes `"lora_train"`, a name without ASCII letters or digits
+#'   `"lora_"` and 8 hex digits). Loading the same file under a name that is
 #'   already loaded only sets its scale. For `sd_unload_lora()`, `NULL`
 #'   unloads all.
 #' @param model The model the LoRA applies to, as in [sd_generate()].

@@ -221,6 +221,10 @@ def test_default_adapter_names_are_identifiers():
     # Names torch modules already use cannot be PEFT adapter names.
     assert lora.default_adapter_name("/x/train.safetensors") == "lora_train"
     assert lora.default_adapter_name("/x/float.safetensors") == "lora_float"
+    # File names without an ASCII letter or digit get names that differ.
+    a, b = (lora.default_adapter_name(p) for p in ("/x/\u753b\u50cf.safetensors",
+                                                    "/x/\u5199\u771f.safetensors"))
+    assert a != b and a.startswith("lora_") and a.isidentifier() and a.isascii()
 
 
 def test_a_file_named_like_a_module_method_loads(entry, files, tmp_path):

@@ -76,7 +76,12 @@ def default_adapter_name(path):
         if stem.lower().endswith(ext):
             stem = stem[: -len(ext)]
             break
-    name = re.sub(r"\W", "_", stem, flags=re.ASCII).strip("_") or "lora"
+    name = re.sub(r"\W", "_", stem, flags=re.ASCII).strip("_")
+    if not name:
+        # No ASCII letter or digit ("画像.safetensors"): one name per file
+        # name, so that two such files do not clash.
+        import hashlib
+        name = "lora_" + hashlib.sha256(stem.encode("utf-8", "surrogateescape")).hexdigest()[:8]
     if name[0].isdigit() or keyword.iskeyword(name) or _module_attribute(name):
         name = "lora_" + name
     return name
