@@ -6,7 +6,9 @@
 #' `seed`, `guidance_scale` and `steps`, arranged into one labelled grid
 #' image. Columns vary the first of `guidance_scale`, `steps`, `seed` that
 #' has several values; rows vary the others. The grid is saved as a PNG
-#' whose metadata lists the axes and every cell (file, seed and settings),
+#' whose metadata lists the axes and every cell (file, seed and settings;
+#' the file relative to the grid's folder when it is inside it, else its
+#' full path),
 #' so `png_read_meta()` tells what each cell shows; each cell is an ordinary
 #' generated PNG with its own metadata.
 #'
@@ -202,7 +204,8 @@ sd_sweep <- function(prompt, seed = NULL, guidance_scale = NULL, steps = NULL,
     }, character(1))
   }
 
-  meta <- sweep_meta(prompt, images, cells, axes, col_axis, row_axes, dots)
+  meta <- sweep_meta(prompt, images, cells, axes, col_axis, row_axes, dots,
+                     grid_dir = normalizePath(dirname(file), winslash = "/"))
   write_sweep_grid(images, ncol = lens[[col_axis]], col_labels = col_labels,
                    row_labels = row_labels, meta = meta, file = file)
   # Absolute, as the cells' paths are: the result still finds its file
@@ -236,13 +239,18 @@ sweep_file <- function(dir) {
 
 # What the grid's PNG holds: the prompt and model like any image, what kind
 # of file it is, the axes, and one entry per cell.
-sweep_meta <- function(prompt, images, cells, axes, col_axis, row_axes, dots) {
+# A cell's file is named relative to the grid's folder where it is inside
+# it (the folder can then be moved as a whole), else by its full path.
+sweep_meta <- function(prompt, images, cells, axes, col_axis, row_axes, dots, grid_dir) {
   first <- images[[1]]$meta
+  inside <- paste0(sub("/$", "", grid_dir), "/")
   cell_list <- lapply(seq_len(nrow(cells)), function(i) {
     m <- images[[i]]$meta
+    path <- images[[i]]$path
     list(
       row = as.integer(cells$row[[i]]), col = as.integer(cells$col[[i]]),
-      file = cells$file[[i]], seed = m$seed,
+      file = if (startsWith(path, inside)) substring(path, nchar(inside) + 1) else path,
+      seed = m$seed,
       guidance_scale = m$guidance_scale, steps = m$steps,
       pixel_sha256 = m$pixel_sha256
     )

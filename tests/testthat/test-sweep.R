@@ -152,6 +152,16 @@ test_that("a relative file is returned as an absolute path", {
   expect_identical(sw$path, normalizePath(file.path(out, "grid.png"), winslash = "/"))
   expect_true(file.exists(sw$path))
   expect_true(file.exists(sw$images[[1]]$path))
+  # The grid names its cells relative to its own folder (they were only
+  # file names, which did not find cells in another folder) ...
+  cell <- png_read_meta(sw$path)$cells[[1]]$file
+  expect_identical(cell, file.path("cells", basename(sw$images[[1]]$path)))
+  expect_true(file.exists(file.path(dirname(sw$path), cell)))
+  # ... and by full path where they are elsewhere.
+  apart <- sd_sweep("a fox", model = "tiny", seed = 1, steps = 2, width = 64, height = 64,
+                    output_dir = withr::local_tempdir(), progress = FALSE,
+                    file = file.path(out, "apart.png"))
+  expect_identical(png_read_meta(apart$path)$cells[[1]]$file, apart$images[[1]]$path)
   expect_output(print(sw), "<sd_sweep> 1 image: 1 seed", fixed = TRUE)
 })
 
