@@ -40,6 +40,10 @@ validate_sd_image <- function(x, call = caller_env()) {
     sd_abort("Image file {.file {x$path}} does not exist.",
              class = "rdiffusers_error_file", call = call)
   }
+  if (dir.exists(x$path)) {
+    sd_abort("{.file {x$path}} is a directory, not an image file.",
+             class = "rdiffusers_error_file", call = call)
+  }
   if (!is.list(x$meta) || (length(x$meta) && is.null(names(x$meta)))) {
     abort_input("The metadata of an {.cls sd_image} must be a named list.", call = call)
   }

@@ -23,6 +23,7 @@ test_that("sd_image validation rejects bad input with classed errors", {
   expect_error(new_sd_image(c(path, path)), class = "rdiffusers_error_input")
   expect_error(new_sd_image(NA_character_), class = "rdiffusers_error_input")
   expect_error(new_sd_image(file.path(tempdir(), "nope.png")), class = "rdiffusers_error_file")
+  expect_error(new_sd_image(tempdir()), "is a directory", class = "rdiffusers_error_file")
   expect_error(new_sd_image(path, list(1)), class = "rdiffusers_error_input")
   expect_error(new_sd_images(list(1)), class = "rdiffusers_error_input")
 })
