@@ -27,8 +27,9 @@
 #' crash or hang after Ctrl+C: update reticulate where you can.
 #'
 #' @param prompt Character vector: what to draw, one image set per element
-#'   (each at most 1 MiB of text, as it is stored in the image's metadata;
-#'   the model reads only its start, 77 tokens for CLIP).
+#'   (each at most 1 MiB as stored in the image's metadata, where a
+#'   character outside ASCII takes 6 bytes; the model reads only its start,
+#'   77 tokens for CLIP).
 #' @param negative_prompt What to avoid: `NULL`, one string, or one per
 #'   prompt.
 #' @param model A preset name (see [sd_presets()]), a Hugging Face hub id, or
@@ -493,20 +494,31 @@ check_prompt <- function(prompt, arg = caller_arg(prompt), call = caller_env()) 
 }
 
 # Every image stores its prompts in its metadata, which png_read_meta()
-# reads up to 8 MiB: a longer prompt would fail only after generating. The
-# text encoders read just the start of a prompt (77 tokens for CLIP).
+# reads up to 8 MiB: a longer prompt would fail only after generating. A
+# prompt is stored as JSON with everything outside ASCII escaped (6 bytes a
+# character), up to 4 times (prompt, negative prompt, SD3's copies of both),
+# so the limit is on that size. The text encoders read just the start of a
+# prompt (77 tokens for CLIP).
 prompt_max_bytes <- 1024^2
 
 check_prompt_size <- function(x, arg = caller_arg(x), call = caller_env()) {
-  big <- which(nchar(x, type = "bytes") > prompt_max_bytes)
+  big <- which(vapply(enc2utf8(x), json_size, numeric(1), USE.NAMES = FALSE) >
+                 prompt_max_bytes)
   if (length(big) > 0) {
     abort_input(
-      c("{.arg {arg}} is too long (element{?s} {big}): a prompt can have at most 1 MiB of text, as it is stored in the image's metadata.",
+      c("{.arg {arg}} is too long (element{?s} {big}): a prompt can take at most 1 MiB in the image's metadata, where a character outside ASCII takes 6 bytes.",
         i = "The model reads only the start of a prompt: 77 tokens for CLIP's text encoders."),
       call = call
     )
   }
   invisible(x)
+}
+
+# The bytes of json_string(s): what escaping makes of each character.
+json_size <- function(s) {
+  cp <- utf8ToInt(s)
+  short <- cp %in% c(8, 9, 10, 12, 13, 34, 92)
+  sum(ifelse(short, 2, ifelse(cp > 0xFFFF, 12, ifelse(cp < 32 | cp > 126, 6, 1)))) + 2
 }
 
 # Text whose bytes are not valid in its encoding (a Latin-1 file read

@@ -77,10 +77,15 @@ test_that("prompts too long for the image's metadata are refused before generati
                class = "rdiffusers_error_input")
   expect_error(sd_generate("a", negative_prompt = long), "`negative_prompt` is too long",
                class = "rdiffusers_error_input")
-  # The limit counts bytes: 2^19 + 1 two-byte characters are over it.
-  expect_error(check_prompt(strrep("\u00e9", prompt_max_bytes / 2 + 1)), "at most 1 MiB",
-               class = "rdiffusers_error_input")
-  expect_silent(check_prompt(strrep("a", prompt_max_bytes)))
+  # The limit is on the size in the metadata's JSON, where a character
+  # outside ASCII, or a control character, is a 6-byte escape.
+  for (ch in c("\u00e9", "\001")) {
+    expect_error(check_prompt(strrep(ch, prompt_max_bytes %/% 6 + 1)), "at most 1 MiB",
+                 class = "rdiffusers_error_input")
+  }
+  expect_silent(check_prompt(strrep("\u00e9", prompt_max_bytes %/% 6)))
+  expect_silent(check_prompt(strrep("a", prompt_max_bytes - 2)))   # and its quotes
+  expect_equal(json_size("a\"\u00e9\U0001f600\n"), nchar(json_string("a\"\u00e9\U0001f600\n")))
 })
 
 test_that("seeds are checked and expanded as exact decimal strings", {
