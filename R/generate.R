@@ -349,7 +349,7 @@ write_final_png <- function(tmp, dir, stem, meta) {
 unique_path <- function(dir, stem) {
   path <- file.path(dir, paste0(stem, ".png"))
   k <- 1L
-  while (file.exists(path)) {
+  while (path_taken(path)) {
     k <- k + 1L
     path <- file.path(dir, paste0(stem, "-", k, ".png"))
   }

@@ -78,7 +78,8 @@ sd_sweep <- function(prompt, seed = NULL, guidance_scale = NULL, steps = NULL,
   check_dots_names(dots, c(setdiff(names(formals(sd_generate)), own), dots_allowed))
   check_string(output_dir)
   check_string(file, allow_null = TRUE)
-  if (!is.null(file) && file.exists(file)) {
+  if (!is.null(file)) check_file_target(file, arg = "file")
+  if (!is.null(file) && path_taken(file)) {
     # Checked before generating anything: a sweep never replaces a file.
     sd_abort(c("{.file {file}} already exists.", i = "Choose another {.arg file}."),
              class = c("rdiffusers_error_exists", "rdiffusers_error_file"))

@@ -182,6 +182,13 @@ test_that("final file names never overwrite", {
   file.create(p1)
   p2 <- unique_path(dir, "sd-x-1")
   expect_equal(basename(p2), "sd-x-1-2.png")
+  # A link whose target is gone takes its name too (writing there looped).
+  skip_if_not(file.symlink(file.path(dir, "gone.png"), file.path(dir, "sd-y.png")))
+  tmp <- file.path(dir, "python-out.png")
+  file.copy(local_png(), tmp)
+  final <- write_final_png(tmp, dir, "sd-y", list(seed = 1))
+  expect_identical(basename(final), "sd-y-2.png")
+  expect_identical(Sys.readlink(file.path(dir, "sd-y.png")), file.path(dir, "gone.png"))
 })
 
 test_that("a final name taken by another process moves on to the next one", {

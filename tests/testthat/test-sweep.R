@@ -198,6 +198,16 @@ test_that("sd_sweep() checks its paths first and never replaces a file", {
                         file = file.path(out, "no-such-dir", "grid.png")),
                class = "rdiffusers_error_file")
   expect_length(list.files(out), 0)    # nothing generated
+  # A directory, or a link to a file that is gone, before any cell either.
+  expect_error(sd_sweep("a fox", seed = 1:2, output_dir = out, file = out),
+               "is a directory", class = "rdiffusers_error_file")
+  expect_error(sd_sweep("a fox", seed = 1:2, output_dir = out, file = file.path(out, "new/")),
+               "is a directory", class = "rdiffusers_error_file")
+  if (file.symlink(file.path(tempdir(), "gone.png"), link <- withr::local_tempfile())) {
+    expect_error(sd_sweep("a fox", seed = 1:2, output_dir = out, file = link),
+                 class = "rdiffusers_error_exists")
+  }
+  expect_length(list.files(out), 0)
   skip_if_not(dir.exists("/proc") && !dir_writable("/proc"))
   expect_error(sd_sweep("a fox", seed = 1:2, output_dir = out, file = "/proc/grid.png"),
                class = "rdiffusers_error_file")
