@@ -71,6 +71,27 @@ def test_checkpoint_loads_offline_with_the_same_weights(ckpt, tiny_dir, cache_di
             assert got[k].dtype == v.dtype and torch.equal(got[k], v), "%s.%s" % (name, k)
 
 
+def test_a_checkpoint_linked_as_in_the_hub_cache_is_one_model(ckpt, tiny_dir, cache_dir,
+                                                              tmp_path, monkeypatch):
+    # hf_hub_download() returns snapshots/<sha>/model.safetensors, a link to
+    # blobs/<hash>, which has no extension; two links to it are one model.
+    import shutil
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    blob = tmp_path / "blobs" / "9f86d081884c7d65"
+    blob.parent.mkdir()
+    shutil.copyfile(ckpt, blob)
+    links = []
+    for snap in ("abc", "def"):
+        link = tmp_path / "snapshots" / snap / "model.safetensors"
+        link.parent.mkdir(parents=True)
+        os.symlink(blob, link)
+        links.append(str(link))
+    first = pipeline.get_entry(links[0], config=tiny_dir, cache_dir=cache_dir)
+    assert first.info["model_id"] == links[0]
+    assert pipeline.get_entry(links[1], config=tiny_dir, cache_dir=cache_dir) is first
+    pipeline.free(first.info["key"])
+
+
 def test_same_pixels_from_file_and_directory(gen, ckpt, tiny_dir, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     from_dir = gen(model="tiny", seeds=("3",))[0]

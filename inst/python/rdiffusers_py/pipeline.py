@@ -484,10 +484,12 @@ def _resolve_source(model, revision, variant, config, cache_dir, local_files_onl
     if model in _PRESETS:
         model = _PRESETS[model]["model_id"]
     expanded = os.path.expanduser(model)
-    # Real paths: a model reached through a symlink is the same model (one
-    # cache entry, so a LoRA loaded on it applies whichever path is given).
+    # A model reached through a symlink is the same model: one cache entry
+    # (keyed by the real path), so a LoRA loaded on it applies whichever
+    # path is given. A file keeps the path given, whose name tells its
+    # format: the hub cache links model.safetensors to an extensionless blob.
     if os.path.isfile(expanded) or single_file:
-        path = os.path.realpath(expanded)
+        path = os.path.abspath(expanded)
         if not os.path.isfile(path):
             raise ModelError("Checkpoint file %s does not exist." % path)
         if not path.lower().endswith(SAFE_EXTENSIONS + PICKLE_EXTENSIONS):
@@ -510,7 +512,7 @@ def _resolve_source(model, revision, variant, config, cache_dir, local_files_onl
                     "trusted = TRUE." % path)
         if config and os.path.isdir(os.path.expanduser(config)):
             config = os.path.abspath(os.path.expanduser(config))
-        return {"source": "file", "model_id": path, "path": path,
+        return {"source": "file", "model_id": path, "path": path, "real": os.path.realpath(path),
                 "revision": revision,
                 "family": _family_of_checkpoint(path, config, local_files_only),
                 "config": config}
@@ -682,7 +684,7 @@ def get_entry(model, revision=None, device="auto", dtype="auto", variant=None, c
                              single_file, trusted)
             except (InputError, ModelError):
                 return None
-        key = _key({"model": r["model_id"], "revision": r["revision"], "dtype": dtype,
+        key = _key({"model": r.get("real", r["model_id"]), "revision": r["revision"], "dtype": dtype,
                     "device": device, "variant": variant, "optimize": mode,
                     "config": r["config"]})
         if r["source"] == "hub":
