@@ -233,11 +233,12 @@ pipelines_df <- function(infos) {
 #' that A1111 does not have. The schedule is close to A1111's, not the same,
 #' in places: for the DPM++ samplers the last nonzero noise level differs,
 #' and diffusers' DPM++ SDE is deterministic where A1111's adds noise. The
-#' image metadata records the A1111 "Schedule type" that ran (`"Uniform"`,
-#' `"Karras"`, `"SGM Uniform"` for `"trailing"`, `"DDIM"` for a model's own
-#' `"leading"` Euler, Heun or LMS where the steps divide 1000), never A1111
-#' 1.10's `"Automatic"`, which is Karras for some samplers; no schedule type
-#' where none matches. `sd_schedulers(details = TRUE)` shows each name's
+#' image metadata records the A1111 "Schedule type" that ran: for the
+#' k-diffusion samplers `"Uniform"`, `"Karras"`, `"SGM Uniform"` (for
+#' `"trailing"`) or `"DDIM"` (a model's own `"leading"` Euler, Euler a, Heun
+#' or LMS where the steps divide 1000), never A1111 1.10's `"Automatic"`,
+#' which is Karras for some of them, and none where none matches; for DDIM,
+#' PLMS, UniPC and LCM, which have one schedule in A1111, `"Automatic"`. `sd_schedulers(details = TRUE)` shows each name's
 #' exact options.
 #'
 #' | A1111 sampler | diffusers class | options |

@@ -316,9 +316,12 @@ write_atomic <- function(bytes, path, overwrite = FALSE, call = caller_env()) {
   }
   mode <- NULL
   if (file.exists(path)) {
-    # (A dangling symbolic link, with overwrite, is replaced by the file.)
     path <- normalizePath(path)
     mode <- file.mode(path)
+  } else if (replacing) {
+    # A link whose target is gone: its target is written, as for any link.
+    target <- Sys.readlink(path)
+    path <- if (is_absolute(target)) target else file.path(dirname(path), target)
   }
   dir <- dirname(path)
   if (!dir.exists(dir)) {

@@ -81,9 +81,11 @@ check_file_exists <- function(path, what, class, call = caller_env()) {
 # would read "~" literally, and a relative path from its own later cwd).
 absolute_path <- function(path) {
   path <- path.expand(path)
-  if (!grepl("^([/\\\\]|[A-Za-z]:)", path)) path <- file.path(getwd(), path)
+  if (!is_absolute(path)) path <- file.path(getwd(), path)
   normalizePath(path, winslash = "/", mustWork = FALSE)
 }
+
+is_absolute <- function(path) grepl("^([/\\\\]|[A-Za-z]:)", path)
 
 # unlink() without its wildcard expansion: a path the user chose may hold
 # "*", "?" or "[", and unlink("out[2]") would delete "out2". (expand = FALSE

@@ -165,8 +165,11 @@ def test_a_models_own_spacing_is_described_in_a1111_terms(default):
                                20) == ("Euler", "SGM Uniform")
     assert schedulers.describe(euler.from_config(default.config, timestep_spacing="linspace"),
                                20) == ("Euler", "Uniform")
-    # No A1111 schedule type has these timesteps.
+    # No A1111 schedule type has these timesteps, nor Karras sigmas built
+    # from "leading" ones (they start at sigma 4.1 for 4 steps, not 14.6).
     assert schedulers.describe(euler.from_config(default.config, steps_offset=0), 20) == \
+        ("Euler", None)
+    assert schedulers.describe(euler.from_config(default.config, use_karras_sigmas=True), 4) == \
         ("Euler", None)
     dpm = diffusers.DPMSolverMultistepScheduler.from_config(default.config, solver_order=2)
     assert schedulers.describe(dpm, 20) == ("DPM++ 2M", None)

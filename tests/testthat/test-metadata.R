@@ -106,6 +106,10 @@ test_that("overwriting keeps the file's permissions and writes through a symlink
   expect_error(png_write_meta(src, dangling, meta = list(seed = 4)),
                class = "rdiffusers_error_exists")
   expect_identical(Sys.readlink(dangling), file.path(dir, "gone.png"))
+  # Overwriting it writes its target, as for any link.
+  png_write_meta(src, dangling, meta = list(seed = 5), overwrite = TRUE)
+  expect_identical(Sys.readlink(dangling), file.path(dir, "gone.png"))
+  expect_identical(png_read_meta(file.path(dir, "gone.png"))$seed, 5)
 })
 
 test_that("a directory as the file to write is said to be one", {

@@ -66,6 +66,7 @@ _KARRAS_OK = {"Euler", "Heun", "LMS", "DPM2", "DPM2 a", "DPM++ 2M", "DPM++ 2M SD
 _UNIFORM = {"Euler": "linspace", "Euler a": "linspace", "Heun": "linspace", "LMS": "linspace",
             "DPM2": "trailing", "DPM2 a": "trailing", "DPM++ 2M": "linspace",
             "DPM++ 2M SDE": "linspace", "DPM++ SDE": None}
+_KARRAS_FROM_TIMESTEPS = {"Euler", "Heun", "LMS", "DPM2", "DPM2 a"}
 # A1111's "DDIM" schedule type, timesteps 1, 1 + 1000 // n, ... where n
 # divides 1000, is "leading" with steps_offset 1 for these.
 _DDIM_TYPE_OK = {"Euler", "Euler a", "Heun", "LMS"}
@@ -292,7 +293,10 @@ def describe(scheduler, steps=None):
         return None, None
     spacing = cfg.get("timestep_spacing")
     if cfg.get(_KARRAS):
-        st = "Karras"
+        # Euler, Heun, LMS and DPM2 build Karras sigmas from the timesteps
+        # they sample: only "linspace" ones span A1111's range.
+        st = "Karras" if is_flow(cls) or sampler not in _KARRAS_FROM_TIMESTEPS or \
+            spacing == "linspace" else None
     elif cfg.get("use_exponential_sigmas"):
         st = "Exponential"
     elif cfg.get("use_beta_sigmas"):
