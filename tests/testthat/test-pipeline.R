@@ -1,17 +1,18 @@
 test_that("default model and cache dir follow options", {
   withr::local_options(rdiffusers.model = NULL, rdiffusers.cache_dir = NULL)
   expect_equal(sd_default_model(), "tiny")
-  expect_equal(sd_cache_dir(), tools::R_user_dir("rdiffusers", "cache"))
+  expect_equal(sd_cache_dir(),
+               normalizePath(tools::R_user_dir("rdiffusers", "cache"), "/", mustWork = FALSE))
   withr::local_options(rdiffusers.model = "sd15", rdiffusers.cache_dir = "/x/y")
   expect_equal(sd_default_model(), "sd15")
-  expect_equal(sd_cache_dir(), "/x/y")
+  expect_equal(sd_cache_dir(), normalizePath("/x/y", "/", mustWork = FALSE))
   # Absolute before Python sees it: it would make a folder named "~", or
   # one relative to whatever the working directory is at the time.
   withr::local_options(rdiffusers.cache_dir = "~/rdc")
-  expect_equal(sd_cache_dir(), normalizePath(path.expand("~/rdc"), mustWork = FALSE))
+  expect_equal(sd_cache_dir(), normalizePath(path.expand("~/rdc"), "/", mustWork = FALSE))
   withr::local_dir(withr::local_tempdir())
   withr::local_options(rdiffusers.cache_dir = "rel/cache")
-  expect_equal(sd_cache_dir(), file.path(normalizePath(getwd()), "rel/cache"))
+  expect_equal(sd_cache_dir(), file.path(normalizePath(getwd(), "/"), "rel/cache"))
   # A bad option is an R error, not a Python one when a model is loaded.
   withr::local_options(rdiffusers.cache_dir = 3)
   expect_error(sd_cache_dir(), "rdiffusers.cache_dir", class = "rdiffusers_error_input")

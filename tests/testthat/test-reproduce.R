@@ -25,7 +25,7 @@ test_that("a scheduler given by A1111 name is rebuilt from its recorded config",
   withr::with_dir(dirname(img$path), {
     rel <- sd_reproduce(basename(img$path), output_dir = withr::local_tempdir())
   })
-  expect_identical(rel$original, normalizePath(img$path))
+  expect_identical(rel$original, normalizePath(img$path, "/"))
   withr::local_pdf(withr::local_tempfile(fileext = ".pdf"))
   expect_no_error(plot(rel))
 })
