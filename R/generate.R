@@ -514,13 +514,6 @@ check_prompt_size <- function(x, arg = caller_arg(x), call = caller_env()) {
   invisible(x)
 }
 
-# The bytes of json_string(s): what escaping makes of each character.
-json_size <- function(s) {
-  cp <- utf8ToInt(s)
-  short <- cp %in% c(8, 9, 10, 12, 13, 34, 92)
-  sum(ifelse(short, 2, ifelse(cp > 0xFFFF, 12, ifelse(cp < 32 | cp > 126, 6, 1)))) + 2
-}
-
 # Text whose bytes are not valid in its encoding (a Latin-1 file read
 # without its encoding in a UTF-8 session) would reach the model, and the
 # metadata, garbled ("caf<e9>"). Strings marked latin1 convert exactly.

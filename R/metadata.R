@@ -325,6 +325,13 @@ json_string1 <- function(s, ascii) {
   paste0('"', paste(out, collapse = ""), '"')
 }
 
+# The bytes json_string(s) writes, counted without building the string.
+json_size <- function(s) {
+  cp <- utf8ToInt(s)
+  short <- cp %in% c(8, 9, 10, 12, 13, 34, 92)
+  sum(ifelse(short, 2, ifelse(cp > 0xFFFF, 12, ifelse(cp < 32 | cp > 126, 6, 1)))) + 2
+}
+
 u_escape <- function(code) {
   vapply(code, function(cp) {
     if (cp > 0xFFFF) {
