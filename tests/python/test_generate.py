@@ -436,3 +436,24 @@ def test_a_masks_transparency_is_ignored(tmp_path):
     mask = np.asarray(images.load_mask(path))
     assert mask[2, 2] == 255 and mask[0, 0] == 0
     assert np.asarray(images.load_image(path))[0, 0].tolist() == [255, 255, 255]
+
+
+def test_a_failed_call_does_not_keep_the_pipeline_alive(api, gen, cache_dir, tmp_path):
+    # R (reticulate) holds on to the last exception: its traceback must not
+    # keep the pipeline in memory once the model is freed.
+    import gc
+    import shutil
+    import weakref
+    from rdiffusers_py import pipeline
+    from rdiffusers_py.errors import InputError
+    model = str(tmp_path / "model")
+    shutil.copytree(api.tiny_model("tiny", cache_dir), model)
+    pipe = weakref.ref(pipeline.get_entry(model).pipe)
+    try:
+        gen(model=model, steps=5000)
+    except InputError as e:
+        held = e
+    assert held.__traceback__ is not None
+    api.free_model(model)
+    gc.collect()
+    assert pipe() is None

@@ -176,3 +176,30 @@ def pixel_hash(path, kind="image"):
 from .lora import load_lora, unload_lora, list_loras, set_lora_scales  # noqa: E402,F401
 
 __all__ += ["load_lora", "unload_lora", "list_loras", "set_lora_scales"]
+
+
+def _releasing_frames(fun):
+    """`fun`, whose exceptions no longer hold the locals of the frames they
+    passed through.  reticulate keeps the last Python exception alive (1.28
+    until another one replaces it), and its traceback's frames would keep
+    the pipeline, and a generation's tensors, in memory after sd_free()."""
+    import functools
+    import traceback
+
+    @functools.wraps(fun)
+    def wrapper(*args, **kwargs):
+        try:
+            return fun(*args, **kwargs)
+        except BaseException as e:
+            seen = set()
+            while e is not None and id(e) not in seen:
+                seen.add(id(e))
+                traceback.clear_frames(e.__traceback__)  # running frames are skipped
+                e = e.__cause__ or e.__context__
+            raise
+    return wrapper
+
+
+for _name in __all__:
+    globals()[_name] = _releasing_frames(globals()[_name])
+del _name
