@@ -96,8 +96,10 @@ def test_local_dir_revision_covers_what_the_pipeline_reads(api, cache_dir, tmp_p
     second = api.load_pipeline(str(copy))
     assert second["revision"] != rev and second["loaded"] is True
     assert second["key"] != first["key"]
-    for info in (first, second):
-        api.free_pipelines(info["key"])
+    # The copy of the old files is freed: it cannot be asked for again.
+    assert [i["key"] for i in api.cached_pipelines()
+            if i["model_id"] == str(copy.resolve())] == [second["key"]]
+    api.free_pipelines(second["key"])
 
 
 def test_task_pipelines_share_components(cache_dir):

@@ -695,6 +695,16 @@ def get_entry(model, revision=None, device="auto", dtype="auto", variant=None, c
             return entry
         if not load:
             return None
+        if r["source"] in ("dir", "file"):
+            # Its files changed since a copy was loaded (re-saved by a
+            # training run, say): that copy can never be asked for again, so
+            # it goes before the new one loads.
+            real = os.path.realpath(r["path"])
+            stale = [k for k, e in _CACHE.items()
+                     if e.info["source"] == r["source"] and e.info["revision"] != r["revision"]
+                     and os.path.realpath(e.info["model_path"]) == real]
+            if stale:
+                free_keys(stale)
         pipe = _load(r, variant, dtype, local_files_only)
         try:
             if device != "cpu":  # loaded on the CPU; .to("cpu") would only log a notice
@@ -821,11 +831,12 @@ def keys_of(model):
 
 
 def free(key=None):
+    return free_keys(list(_CACHE) if key is None else [key])
+
+
+def free_keys(keys):
     with _CACHE_LOCK:
-        if key is None:
-            keys = list(_CACHE)
-        else:
-            keys = [key] if key in _CACHE else []
+        keys = [k for k in keys if k in _CACHE]
         for k in keys:
             del _CACHE[k]
         for req in [q for q, k in _HUB_KEYS.items() if k in keys]:
