@@ -30,7 +30,8 @@
 #' @param ... Settings to change, named like [sd_generate()]'s arguments
 #'   (`steps`, `guidance_scale`, `width`, `height`, `scheduler`, `seed`,
 #'   `prompt`, `negative_prompt`, `strength`, `clip_skip`, `device`, `dtype`,
-#'   `optimize`, `model`). They are recorded in the new file under
+#'   `optimize`, `model`; another `model` runs the recorded sampler with its
+#'   own scheduler configuration). They are recorded in the new file under
 #'   `reproduced_from`. With overrides the pixels are not expected to match.
 #'   `NULL` means what it means for [sd_generate()]: `seed = NULL` a random
 #'   seed, `negative_prompt = NULL` none, `steps = NULL` the model's default.
@@ -120,7 +121,14 @@ sd_reproduce <- function(path, ..., image = NULL, mask = NULL,
   restore <- swap_loras(model, meta$loras, load_args, trusted = trusted)
   on.exit(restore(), add = TRUE)
 
+  # Another model takes the recorded sampler with its own scheduler
+  # configuration: the recorded one holds the old model's noise schedule
+  # and prediction type.
   scheduler_changed <- "scheduler" %in% names(overrides)
+  if (!scheduler_changed && !same_model) {
+    settings$scheduler <- recorded_sampler(meta)
+    scheduler_changed <- TRUE
+  }
   new <- sd_run(
     task = meta$task, prompt = settings$prompt,
     negative_prompt = settings$negative_prompt, model = model,
@@ -138,6 +146,18 @@ sd_reproduce <- function(path, ..., image = NULL, mask = NULL,
     ))
   )
   new_sd_reproduction(path, meta, new, differences)
+}
+
+# The recorded scheduler by the name that means it on any model: the A1111
+# sampler with its schedule type where one was recorded, else the class.
+recorded_sampler <- function(meta) {
+  sampler <- meta$sampler
+  type <- meta$schedule_type
+  if (!rlang::is_string(sampler) || !rlang::is_string(type) ||
+      !type %in% c("Karras", "Uniform", "Automatic")) {
+    return(meta$scheduler)
+  }
+  if (identical(type, "Karras")) paste(sampler, "Karras") else sampler
 }
 
 # The entries sd_reproduce() reads beyond the settings sd_run() checks must

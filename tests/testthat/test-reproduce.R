@@ -44,6 +44,26 @@ test_that("a model's own scheduler without an A1111 name is rebuilt from its con
   expect_false(out$identical)
 })
 
+test_that("another model takes the recorded sampler with its own scheduler config", {
+  skip_if_no_python()
+  # The recorded config holds the old model's noise schedule (and would
+  # hold its prediction type): a new model uses its own, same sampler.
+  img <- tiny_image(scheduler = "Euler a")
+  out <- sd_reproduce(img, model = "tiny-sdxl", output_dir = withr::local_tempdir())
+  direct <- tiny_image("tiny-sdxl", scheduler = "Euler a", guidance_scale = img$meta$guidance_scale)
+  expect_identical(out$image$meta$scheduler_config, direct$meta$scheduler_config)
+  expect_identical(out$image$meta$pixel_sha256, direct$meta$pixel_sha256)
+  expect_identical(recorded_sampler(list(sampler = "DPM++ 2M", schedule_type = "Karras",
+                                         scheduler = "DPMSolverMultistepScheduler")),
+                   "DPM++ 2M Karras")
+  expect_identical(recorded_sampler(list(sampler = "Euler", schedule_type = "DDIM",
+                                         scheduler = "EulerDiscreteScheduler")),
+                   "EulerDiscreteScheduler")
+  # An SD3 model needs a flow-matching sampler: an input error says so.
+  expect_error(sd_reproduce(img, model = "tiny-sd3", output_dir = withr::local_tempdir()),
+               "SD3", class = "rdiffusers_error_input")
+})
+
 test_that("overrides change the image and are recorded in the new file", {
   skip_if_no_python()
   img <- tiny_image()
