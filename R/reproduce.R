@@ -312,6 +312,13 @@ reproduce_model <- function(meta, overrides) {
 # Local weights must be the ones that made the image.
 check_model_revision <- function(model, meta, overrides, load_args, call = caller_env()) {
   if (!is.null(overrides$model) || identical(meta$model_source, "hub")) return(invisible())
+  if (meta$model_source %in% c("dir", "file") && !file.exists(model)) {
+    sd_abort(
+      c("The model that made this image, {.file {model}}, is not there any more.",
+        i = "If it moved, give its new path as {.arg model}: the pixels are then compared, the files not checked."),
+      class = "rdiffusers_error_reproduce", call = call
+    )
+  }
   info <- rlang::exec(py_call, "load_pipeline", model = model, cache_dir = sd_cache_dir(),
                       !!!compact(load_args[c("device", "dtype", "optimize", "variant", "config",
                                              "trusted")]),

@@ -316,6 +316,11 @@ test_that("a local model whose configuration changed is not taken for the one us
   expect_error(sd_reproduce(img$path), "weights or configuration",
                class = "rdiffusers_error_reproduce")
   sd_free(dir)
+  # A model that is gone is said to be gone (it was Python's "Unknown model").
+  moved <- file.path(dirname(dir), "moved")
+  file.rename(dir, moved)
+  expect_error(sd_reproduce(img$path), "not there any more",
+               class = "rdiffusers_error_reproduce")
 })
 
 test_that("settings the image's task does not use are refused, not recorded", {
