@@ -7,10 +7,12 @@
 #' Before generating, the stack that made the image is compared with the one
 #' at hand: package versions (Python, torch, diffusers, transformers, peft,
 #' accelerate), device, dtype, fast-path mode, torch thread count, the model's
-#' weights (hub commit or content hash), LoRA files (by hash) and the input
+#' weights (hub commit or content hash, and for a single-file checkpoint the
+#' files of a local `config` folder), LoRA files (by hash) and the input
 #' images of image-to-image and inpainting (by pixel hash). Differences that
-#' make exact reproduction impossible (a missing or changed LoRA file, a
-#' device this machine lacks, an input image that is not the one used) are
+#' make exact reproduction impossible (changed local model files, a missing
+#' or changed LoRA file, a device this machine lacks, an input image that is
+#' not the one used) are
 #' errors of class `rdiffusers_error_reproduce`; the others are listed in the
 #' result, since the pixels may still agree.
 #'
@@ -327,6 +329,15 @@ check_model_revision <- function(model, meta, overrides, load_args, call = calle
     sd_abort(
       c("The model files of {.val {model}} (weights or configuration) are not the ones that made this image.",
         x = "Recorded: {.val {meta$model_revision}}; now: {.val {info$revision}}."),
+      class = "rdiffusers_error_reproduce", call = call
+    )
+  }
+  # A single file's architecture comes from its config folder.
+  if (!is.null(meta$model_config_revision) &&
+      !identical(info$config_revision, meta$model_config_revision)) {
+    sd_abort(
+      c("The configuration folder {.file {meta$model_config}} of {.val {model}} is not the one that made this image.",
+        x = "Recorded: {.val {meta$model_config_revision}}; now: {.val {info$config_revision %||% 'none'}}."),
       class = "rdiffusers_error_reproduce", call = call
     )
   }

@@ -13,7 +13,7 @@ from rdiffusers_py.errors import InputError
 META_KEYS = {
     "task", "prompt", "negative_prompt", "prompt_3", "seed", "steps", "width", "height",
     "guidance_scale", "strength", "clip_skip", "model", "model_id", "model_source",
-    "model_revision", "model_variant", "model_config", "family", "pipeline_class", "scheduler", "scheduler_config", "sampler",
+    "model_revision", "model_variant", "model_config", "model_config_revision", "family", "pipeline_class", "scheduler", "scheduler_config", "sampler",
     "schedule_type", "dtype", "device", "generator_device", "optimize", "torch_threads", "blas",
     "init_image_sha256", "mask_sha256", "keep_unmasked", "loras", "versions", "pixel_sha256",
 }

@@ -71,6 +71,31 @@ def test_checkpoint_loads_offline_with_the_same_weights(ckpt, tiny_dir, cache_di
             assert got[k].dtype == v.dtype and torch.equal(got[k], v), "%s.%s" % (name, k)
 
 
+def test_the_config_folders_files_are_part_of_what_is_loaded(ckpt, tiny_dir, cache_dir,
+                                                            tmp_path, monkeypatch):
+    # The architecture comes from the config folder: an edit to it is
+    # another model (a new cache entry, and sd_reproduce() can tell).
+    import json
+    import shutil
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    conf = tmp_path / "conf"
+    shutil.copytree(tiny_dir, conf)
+    first = pipeline.get_entry(ckpt, config=str(conf), cache_dir=cache_dir).info
+    assert first["config_revision"] == pipeline.config_revision(tiny_dir)
+    # Weights in the folder are not read from it, nor hashed.
+    (conf / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(b"other")
+    assert pipeline.config_revision(str(conf)) == first["config_revision"]
+    cfg = conf / "vae" / "config.json"
+    data = json.loads(cfg.read_text())
+    data["scaling_factor"] = 0.5
+    cfg.write_text(json.dumps(data))
+    second = pipeline.get_entry(ckpt, config=str(conf), cache_dir=cache_dir).info
+    assert second["config_revision"] != first["config_revision"]
+    assert second["key"] != first["key"] and second["loaded"] is True
+    pipeline.free(first["key"])
+    pipeline.free(second["key"])
+
+
 def test_a_checkpoint_linked_as_in_the_hub_cache_is_one_model(ckpt, tiny_dir, cache_dir,
                                                               tmp_path, monkeypatch):
     # hf_hub_download() returns snapshots/<sha>/model.safetensors, a link to

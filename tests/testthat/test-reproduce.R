@@ -284,6 +284,19 @@ test_that("single-file images reproduce with their recorded config; pickle ones 
   expect_null(img$meta$model_variant)
   sd_free()
   expect_true(sd_reproduce(img$path, output_dir = out, progress = FALSE)$identical)
+  # The config folder is part of the model: an edit to it is caught (the
+  # pixels differed while the stack was said to be the same).
+  conf <- file.path(withr::local_tempdir(), "conf")
+  dir.create(conf)
+  file.copy(list.files(config, full.names = TRUE), conf, recursive = TRUE)
+  edited <- sd_generate("a fox", model = st, config = conf, width = 64, height = 64,
+                        steps = 2, seed = 5, output_dir = out, progress = FALSE)
+  expect_true(rlang::is_string(edited$meta$model_config_revision))
+  vae <- file.path(conf, "vae", "config.json")
+  writeLines(sub('"scaling_factor": *[0-9.e-]+', '"scaling_factor": 0.5', readLines(vae)), vae)
+  sd_free()
+  expect_error(sd_reproduce(edited$path, output_dir = out), "configuration folder",
+               class = "rdiffusers_error_reproduce")
 
   ckpt <- file.path(withr::local_tempdir(), "tiny.ckpt")
   reticulate::import("torch")$save(reticulate::import("safetensors.torch")$load_file(st), ckpt)

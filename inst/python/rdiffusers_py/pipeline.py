@@ -260,8 +260,23 @@ def content_revision(path):
     versions that wrote them (see _json_sha256)."""
     if os.path.isfile(path):
         return "sha256:" + file_sha256(path)
+    return _tree_revision(path, _pipeline_files(path))
+
+
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt", ".pth", ".msgpack", ".h5", ".onnx")
+
+
+def config_revision(path):
+    """content_revision() of a single-file checkpoint's `config` folder over
+    what from_single_file() reads from it: configs and tokenizer files, not
+    weights (the checkpoint brings those)."""
+    return _tree_revision(path, [rel for rel in _pipeline_files(path)
+                                 if not rel.lower().endswith(_WEIGHT_SUFFIXES)])
+
+
+def _tree_revision(path, files):
     h = hashlib.sha256()
-    for rel in _pipeline_files(path):
+    for rel in files:
         full = os.path.join(path, rel)
         digest = _json_sha256(full) if rel.endswith(".json") else file_sha256(full)
         h.update(("%s %s\n" % (rel, digest)).encode())
@@ -510,10 +525,14 @@ def _resolve_source(model, revision, variant, config, cache_dir, local_files_onl
                     "%s is not a .safetensors file. Pickle checkpoints (.ckpt, .pt) can run "
                     "arbitrary code when loaded; load it only if you trust its source, with "
                     "trusted = TRUE." % path)
+        config_rev = None
         if config and os.path.isdir(os.path.expanduser(config)):
             config = os.path.abspath(os.path.expanduser(config))
+            if os.path.isfile(os.path.join(config, "model_index.json")):
+                # The architecture comes from there: part of what made an image.
+                config_rev = config_revision(config)
         return {"source": "file", "model_id": path, "path": path, "real": os.path.realpath(path),
-                "revision": revision,
+                "revision": revision, "config_revision": config_rev,
                 "family": _family_of_checkpoint(path, config, local_files_only),
                 "config": config}
     if os.path.isdir(expanded):
@@ -686,7 +705,7 @@ def get_entry(model, revision=None, device="auto", dtype="auto", variant=None, c
                 return None
         key = _key({"model": r.get("real", r["model_id"]), "revision": r["revision"], "dtype": dtype,
                     "device": device, "variant": variant, "optimize": mode,
-                    "config": r["config"]})
+                    "config": r["config"], "config_revision": r.get("config_revision")})
         if r["source"] == "hub":
             _HUB_KEYS[request] = key
         if key in _CACHE:
@@ -719,7 +738,7 @@ def get_entry(model, revision=None, device="auto", dtype="auto", variant=None, c
                              % (r["model_id"], device, type(e).__name__, e)) from e
         info = {"key": key, "model": model, "model_id": r["model_id"], "model_path": r["path"],
                 "source": r["source"], "family": r["family"], "variant": variant,
-                "config": r["config"],
+                "config": r["config"], "config_revision": r.get("config_revision"),
                 "pipeline_class": type(pipe).__name__, "revision": r["revision"],
                 "device": device, "dtype": dtype, "scheduler": type(pipe.scheduler).__name__,
                 "optimize": str(applied), "loaded": True,
