@@ -719,11 +719,9 @@ def get_entry(model, revision=None, device="auto", dtype="auto", variant=None, c
             # training run, say): that copy can never be asked for again, so
             # it goes before the new one loads.
             real = os.path.realpath(r["path"])
-            stale = [k for k, e in _CACHE.items()
-                     if e.info["source"] == r["source"] and e.info["revision"] != r["revision"]
-                     and os.path.realpath(e.info["model_path"]) == real]
-            if stale:
-                free_keys(stale)
+            free_keys([k for k, e in _CACHE.items()
+                       if e.info["source"] == r["source"] and e.info["revision"] != r["revision"]
+                       and os.path.realpath(e.info["model_path"]) == real])
         pipe = _load(r, variant, dtype, local_files_only)
         try:
             if device != "cpu":  # loaded on the CPU; .to("cpu") would only log a notice
