@@ -44,9 +44,10 @@ sd_cache_dir <- function() {
 #' Loads a pipeline into memory (or finds it in the cache) so that later calls
 #' to [sd_generate()] with the same model and options start at once. Calling
 #' it is optional: [sd_generate()] loads what it needs. Pipelines stay cached
-#' until [sd_free()]. A local model whose files changed since it was loaded
-#' (re-saved by a training run, say) is loaded again, and the copy of its old
-#' files is freed, with the LoRAs loaded on it.
+#' until [sd_free()]. A local model whose files (or, for a single-file
+#' checkpoint, its `config` folder's) changed since it was loaded (re-saved
+#' by a training run, say) is loaded again, and the copy of its old files is
+#' freed, with the LoRAs loaded on it.
 #'
 #' @param model A preset name (see [sd_presets()]), a Hugging Face hub id
 #'   such as `"stable-diffusion-v1-5/stable-diffusion-v1-5"`, a local

@@ -92,7 +92,8 @@ def test_the_config_folders_files_are_part_of_what_is_loaded(ckpt, tiny_dir, cac
     second = pipeline.get_entry(ckpt, config=str(conf), cache_dir=cache_dir).info
     assert second["config_revision"] != first["config_revision"]
     assert second["key"] != first["key"] and second["loaded"] is True
-    pipeline.free(first["key"])
+    # The copy made with the old config is freed: it cannot be asked for again.
+    assert first["key"] not in [i["key"] for i in pipeline.cached()]
     pipeline.free(second["key"])
 
 

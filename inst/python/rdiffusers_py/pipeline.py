@@ -715,12 +715,14 @@ def get_entry(model, revision=None, device="auto", dtype="auto", variant=None, c
         if not load:
             return None
         if r["source"] in ("dir", "file"):
-            # Its files changed since a copy was loaded (re-saved by a
-            # training run, say): that copy can never be asked for again, so
-            # it goes before the new one loads.
+            # Its files (or its config folder's) changed since a copy was
+            # loaded (re-saved by a training run, say): that copy can never
+            # be asked for again, so it goes before the new one loads.
             real = os.path.realpath(r["path"])
+            now = (r["revision"], r.get("config_revision"))
             free_keys([k for k, e in _CACHE.items()
-                       if e.info["source"] == r["source"] and e.info["revision"] != r["revision"]
+                       if e.info["source"] == r["source"] and e.info["config"] == r["config"]
+                       and (e.info["revision"], e.info.get("config_revision")) != now
                        and os.path.realpath(e.info["model_path"]) == real])
         pipe = _load(r, variant, dtype, local_files_only)
         try:
