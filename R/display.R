@@ -18,7 +18,7 @@ image_file <- function(x, call = caller_env()) {
   path
 }
 
-read_png_array <- function(path, call = caller_env()) {
+read_png_array <- function(path, alpha = FALSE, call = caller_env()) {
   force(path)
   img <- tryCatch(
     png::readPNG(path),
@@ -27,16 +27,18 @@ read_png_array <- function(path, call = caller_env()) {
                parent = e, call = call)
     }
   )
-  # Grey images come back as a matrix; give every image three channels so
-  # callers can rely on H x W x 3.
-  if (length(dim(img)) == 2) {
-    img <- array(img, c(dim(img), 3))
-  } else if (dim(img)[[3]] == 2) {
-    img <- img[, , c(1, 1, 1), drop = FALSE]
-  } else if (dim(img)[[3]] == 4) {
-    img <- img[, , 1:3, drop = FALSE]
+  # Grey images come back as a matrix; give every image three channels
+  # (four with `alpha`, 1 where the file has none) so callers can rely on
+  # H x W x 3 (x 4).
+  if (length(dim(img)) == 2) img <- array(img, c(dim(img), 1))
+  channels <- dim(img)[[3]]
+  rgb <- if (channels <= 2) c(1, 1, 1) else 1:3
+  out <- img[, , rgb, drop = FALSE]
+  if (alpha) {
+    a <- if (channels %in% c(2, 4)) img[, , channels] else rep(1, prod(dim(img)[1:2]))
+    out <- array(c(out, a), c(dim(out)[1:2], 4))
   }
-  img
+  out
 }
 
 #' Convert a generated image to a raster or an array

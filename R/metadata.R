@@ -54,7 +54,7 @@ meta_plain_keys <- c("negative_prompt", "seed", "steps", "guidance_scale",
 #' @param x An `sd_image`, the path of a PNG file, or a Python PIL image
 #'   (saved to a temporary PNG first).
 #' @param path Where to write the PNG.
-#' @param meta A named list of metadata. Its names must be valid PNG keywords
+#' @param meta A named list of metadata, such as [png_read_meta()] returns. Its names must be valid PNG keywords
 #'   (1-79 Latin-1 characters, no leading, trailing or double spaces). By
 #'   default the image's own metadata: `x$meta` for an `sd_image`, and for a
 #'   PNG file the text chunks it already has (copied unchanged).
@@ -87,6 +87,8 @@ png_write_meta <- function(x, path, meta = NULL, overwrite = FALSE) {
   if (is.null(meta)) {
     meta <- src$meta
   }
+  # What png_read_meta() returned, written back as the list it prints.
+  if (inherits(meta, "sd_meta")) meta <- as.list(meta)
   if (!is.null(meta)) {
     check_meta(meta)
   }

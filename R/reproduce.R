@@ -2,7 +2,9 @@
 #'
 #' Reads the settings that rdiffusers stored in a PNG (see [png_read_meta()]),
 #' runs the same generation again and checks whether the decoded pixels are
-#' bit-identical to the original's.
+#' bit-identical to the original's. Pixels are compared as red, green, blue
+#' and alpha, so a copy re-saved with an opaque alpha channel still compares
+#' equal, and a partly transparent pixel differs.
 #'
 #' Before generating, the stack that made the image is compared with the one
 #' at hand: package versions (Python, torch, diffusers, transformers, peft,
@@ -434,20 +436,24 @@ lora_keys <- function(name, sha256, scale) {
 }
 
 new_sd_reproduction <- function(path, meta, image, differences) {
-  original <- png::readPNG(path)
-  now <- png::readPNG(image$path)
+  # Compared as RGBA, so that a copy re-saved with an opaque alpha channel
+  # or as grey still compares pixel by pixel.
+  original <- read_png_array(path, alpha = TRUE)
+  now <- read_png_array(image$path, alpha = TRUE)
   if (identical(dim(original), dim(now))) {
-    diff <- round(abs(original - now) * 255)
-    channels <- if (length(dim(diff)) == 3) dim(diff)[3] else 1
-    per_pixel <- if (channels > 1) apply(diff, c(1, 2), max) else diff
-    pixels <- list(differing = sum(per_pixel > 0), max_difference = round(max(diff)))
+    diff <- abs(original - now)
+    per_pixel <- apply(diff, c(1, 2), max)
+    pixels <- list(differing = sum(per_pixel > 0), max_difference = round(max(diff) * 255))
   } else {
     pixels <- list(differing = NA_integer_, max_difference = NA_real_)
   }
+  # A file without a recorded pixel hash (written by other tools, or edited)
+  # is judged by its pixels alone.
+  same_hash <- is.null(meta$pixel_sha256) ||
+    identical(image$meta$pixel_sha256, meta$pixel_sha256)
   structure(
     list(
-      identical = identical(image$meta$pixel_sha256, meta$pixel_sha256) &&
-        identical(pixels$differing, 0L),
+      identical = same_hash && identical(pixels$differing, 0L),
       image = image,
       # Absolute: print() and plot() find it after setwd().
       original = normalizePath(path, winslash = "/"),

@@ -13,6 +13,10 @@ test_that("rdiffusers metadata round-trips exactly, types included", {
   again <- withr::local_tempfile(fileext = ".png")
   png_write_meta(new_sd_images(list(img)), again)
   expect_identical(as.list(png_read_meta(again)), meta)
+  # What png_read_meta() returns is written back as it is.
+  copy <- withr::local_tempfile(fileext = ".png")
+  png_write_meta(src, copy, meta = png_read_meta(out))
+  expect_identical(as.list(png_read_meta(copy)), meta)
 })
 
 test_that("tricky values survive: numbers as text, NA of each type, 17-digit doubles, 64-bit seeds", {
