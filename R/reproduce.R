@@ -42,6 +42,11 @@
 #' @param image,mask For images made by [sd_img2img()] or [sd_inpaint()]: the
 #'   input image (and mask), in any form those functions take. Their pixel
 #'   hashes must match the ones recorded.
+#' @param loras Where LoRA files that have moved since the image was made
+#'   are now: a named character vector, names being the LoRA names the
+#'   image records (`png_read_meta(path)$loras`), values their new paths,
+#'   e.g. `c(ink = "~/loras/ink.safetensors")`. Each file must still have
+#'   the recorded sha256.
 #' @param trusted `TRUE` to allow loading the image's model when it is a
 #'   pickle checkpoint (`.ckpt`, `.pt`, ...), as for [sd_load_model()], and
 #'   the LoRA files it records when they are pickles, as for
@@ -65,7 +70,7 @@
 #' sd_reproduce(img$path)             # or sd_reproduce(img)
 #' r <- sd_reproduce(img$path, steps = 3)   # an override: pixels differ
 #' plot(r)
-sd_reproduce <- function(path, ..., image = NULL, mask = NULL,
+sd_reproduce <- function(path, ..., image = NULL, mask = NULL, loras = NULL,
                          output_dir = sd_output_dir(), progress = NULL, trusted = FALSE) {
   path <- image_path(path)
   check_flag(trusted)
@@ -91,6 +96,7 @@ sd_reproduce <- function(path, ..., image = NULL, mask = NULL,
   }
   meta <- as.list(meta)
   check_recorded(meta, path)
+  meta$loras <- relocate_loras(meta$loras, loras)
   overrides <- check_overrides(list(...))
   # Settings the task does not use would change nothing yet be recorded.
   unused <- c(
@@ -188,6 +194,37 @@ check_recorded <- function(meta, path, call = caller_env()) {
     )
   }
   invisible()
+}
+
+# The recorded LoRAs with the new paths `moved` gives (a named character
+# vector: recorded name -> path); the files are still checked by hash.
+relocate_loras <- function(loras, moved, call = caller_env()) {
+  if (is.null(moved)) return(loras)
+  names <- vapply(loras, `[[`, "", "name")
+  if (!is.character(moved) || length(moved) == 0 || anyNA(moved) || any(moved == "") ||
+      is.null(names(moved)) || any(names(moved) == "")) {
+    abort_input(
+      c("{.arg loras} must be a named character vector of file paths, e.g. {.code c(ink = \"~/loras/ink.safetensors\")}.",
+        i = "Its names are the LoRA names the image records: {.val {names}}."),
+      call = call
+    )
+  }
+  twice <- unique(names(moved)[duplicated(names(moved))])
+  if (length(twice) > 0) {
+    abort_input("{.arg loras} names {.val {twice}} more than once.", call = call)
+  }
+  unknown <- setdiff(names(moved), names)
+  if (length(unknown) > 0) {
+    abort_input(
+      c("This image records no LoRA named {.val {unknown}}.",
+        i = if (length(names)) "It records {.val {names}}." else "It was made without LoRAs."),
+      call = call
+    )
+  }
+  for (i in which(names %in% names(moved))) {
+    loras[[i]]$path <- absolute_path(moved[[names[[i]]]])
+  }
+  loras
 }
 
 # Which settings may be changed, and the checks sd_generate() would apply.
@@ -355,9 +392,12 @@ swap_loras <- function(model, loras, load_args, trusted = FALSE, call = caller_e
   for (l in loras) {
     problem <- lora_file_problem(l$path, l$sha256)
     if (!is.null(problem)) {
+      name <- if (identical(make.names(l$name), l$name)) l$name else paste0("`", l$name, "`")
+      hint <- sprintf('loras = c(%s = "path")', name)
       sd_abort(
         c("The LoRA {.val {l$name}} used for this image cannot be loaded again.",
-          x = problem),
+          x = problem,
+          i = "If the file has moved, give its new path: {.code {hint}}."),
         class = "rdiffusers_error_reproduce", call = call
       )
     }

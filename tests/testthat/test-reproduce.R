@@ -245,6 +245,25 @@ test_that("LoRAs are checked by hash, applied for the call, and the model's own 
   expect_error(sd_reproduce(img$path, output_dir = dir), class = "rdiffusers_error_reproduce")
   unlink(lora)
   expect_error(sd_reproduce(img$path, output_dir = dir), class = "rdiffusers_error_reproduce")
+  expect_snapshot(sd_reproduce(img$path, output_dir = dir), error = TRUE,
+                  transform = function(x) gsub("'[^']*'", "'<path>'", x))
+
+  # A moved file is found where `loras` says, still checked by its hash.
+  moved <- file.path(withr::local_tempdir(), "moved.safetensors")
+  file.copy(test_lora("repro-style", seed = 5), moved)
+  out <- sd_reproduce(img$path, loras = c(style = moved), output_dir = dir)
+  expect_true(out$identical)
+  expect_identical(out$image$meta$loras[[1]]$path, normalizePath(moved))
+  expect_identical(nrow(sd_loras("tiny")), 0L)
+  file.copy(test_lora("repro-changed", seed = 7), moved, overwrite = TRUE)
+  expect_error(sd_reproduce(img$path, loras = c(style = moved), output_dir = dir),
+               class = "rdiffusers_error_reproduce")
+  expect_error(sd_reproduce(img$path, loras = c(other = moved), output_dir = dir),
+               "records no LoRA named", class = "rdiffusers_error_input")
+  for (bad in list(moved, c(style = NA_character_), list(style = moved), c(style = moved, style = moved))) {
+    expect_error(sd_reproduce(img$path, loras = bad, output_dir = dir),
+                 class = "rdiffusers_error_input")
+  }
 })
 
 test_that("LoRAs already as recorded stay loaded; ones that could not be put back stop it first", {
