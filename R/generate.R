@@ -230,7 +230,9 @@ sd_run <- function(task, prompt, negative_prompt = NULL, model = sd_default_mode
       clip_skip = clip_skip,
       strength = strength, image = image, mask = mask,
       keep_unmasked = keep_unmasked,
-      cache_dir = sd_cache_dir()
+      cache_dir = sd_cache_dir(),
+      # A sweep's other step counts, checked by its first cell (sd_sweep()).
+      also_steps = if (!is.null(the$sweep_steps)) as.list(as.double(the$sweep_steps))
     ),
     load_args
   )

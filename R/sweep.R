@@ -142,6 +142,11 @@ sd_sweep <- function(prompt, seed = NULL, guidance_scale = NULL, steps = NULL,
     )
     cli::cli_progress_update(set = 0, id = bar, force = TRUE)
   }
+  # The first cell loads the model: it also checks the other step counts
+  # against the model's scheduler (at most its training timesteps), so a
+  # bad one stops the sweep before any image is made.
+  the$sweep_steps <- steps
+  on.exit(the$sweep_steps <- NULL, add = TRUE)
   started <- Sys.time()
   images <- vector("list", n)
   done <- 0L
@@ -163,6 +168,7 @@ sd_sweep <- function(prompt, seed = NULL, guidance_scale = NULL, steps = NULL,
     ))
     images[[i]] <- img
     done <- i
+    the$sweep_steps <- NULL
     if (i == 1) {
       # Checked now if the size was not given: before the other cells run.
       check_grid(img$meta$width, img$meta$height)

@@ -25,6 +25,22 @@ test_that("sd_sweep() checks its arguments before generating anything", {
   expect_length(list.files(out), 0)
 })
 
+test_that("a step count the model cannot run stops the sweep before its first image", {
+  skip_if_no_python()
+  out <- withr::local_tempdir()
+  expect_error(sd_sweep("a", model = "tiny", steps = c(2, 5000), output_dir = out,
+                        progress = FALSE),
+               "at most 1000", class = "rdiffusers_error_input")
+  # PNDM's Runge-Kutta warm-up needs 4 steps: found from the other cell too.
+  expect_error(sd_sweep("a", model = "tiny", steps = c(5, 2), scheduler = "PNDMScheduler",
+                        output_dir = out, progress = FALSE),
+               "at least 4 steps", class = "rdiffusers_error_input")
+  expect_length(list.files(out, all.files = TRUE, no.. = TRUE), 0)
+  # The check lasts for the sweep only: a later call runs 2 steps.
+  expect_s3_class(sd_generate("a", model = "tiny", steps = 2, output_dir = out, progress = FALSE),
+                  "sd_image")
+})
+
 test_that("a grid too large for the model's size stops after the first cell", {
   skip_if_no_python()
   out <- withr::local_tempdir()

@@ -123,7 +123,7 @@ def generate(model, prompt, negative_prompt, seeds, out_paths, width, height,
              steps, guidance_scale, task="txt2img", scheduler=None,
              scheduler_config=None, clip_skip=None, strength=None,
              image=None, mask=None, keep_unmasked=True, callback=None,
-             **load_args):
+             also_steps=None, **load_args):
     """Generate len(out_paths) images and write each as a pixel-only PNG to
     its out_path.  prompt/negative_prompt/seeds are lists of the same length
     as out_paths (R expands the batch).  Returns one dict per image:
@@ -152,13 +152,15 @@ def generate(model, prompt, negative_prompt, seeds, out_paths, width, height,
     its PNG is written, so the caller can keep finished images when a later
     one fails or is interrupted.  An error raised in it (an R interrupt
     arrives as one) ends the call, leaving the pipeline usable (one
-    function for both: see with_interrupts() in R/generate.R)."""
+    function for both: see with_interrupts() in R/generate.R).
+    also_steps: other step counts (ints) checked like steps for the same
+    model and scheduler before anything runs, for a sweep's later cells."""
     return _generate.run(model, prompt, negative_prompt, seeds, out_paths,
                          width, height, steps, guidance_scale, task=task,
                          scheduler=scheduler, scheduler_config=scheduler_config,
                          clip_skip=clip_skip, strength=strength, image=image,
                          mask=mask, keep_unmasked=keep_unmasked,
-                         callback=callback, **load_args)
+                         callback=callback, also_steps=also_steps, **load_args)
 
 
 def file_sha256(path):

@@ -66,7 +66,7 @@ def _long_prompt_warnings(pipe, texts):
 def run(model, prompt, negative_prompt, seeds, out_paths, width, height, steps,
         guidance_scale, task="txt2img", scheduler=None, scheduler_config=None,
         clip_skip=None, strength=None, image=None, mask=None, keep_unmasked=True,
-        callback=None, **load_args):
+        callback=None, also_steps=None, **load_args):
     import torch
     if task not in _TASKS:
         raise InputError("task must be one of %s, not %r." % (", ".join(_TASKS), task))
@@ -149,6 +149,8 @@ def run(model, prompt, negative_prompt, seeds, out_paths, width, height, steps,
         with pipeline.quiet_logs():
             sched = schedulers.build(pipe.scheduler, scheduler, scheduler_config, family)
             schedulers.check_steps(sched, steps)
+            for other in also_steps or ():
+                schedulers.check_steps(sched, int(other))
         sampler, schedule_type = schedulers.describe(sched, steps)
         sched_config = schedulers.jsonable_config(sched)
         accepted = set(inspect.signature(type(pipe).__call__).parameters)
