@@ -11,6 +11,10 @@
 # JSON string literal, which is why values containing `,`, `:` or a newline
 # are written JSON-quoted.
 
+# What Python's str.strip(), which A1111 uses, takes off: Unicode spaces too
+# (an ideographic space after a Japanese prompt).
+a1111_space <- "[\\h\\v]"
+
 a1111_param_pattern <- '(*UCP)\\s*(\\w[\\w \\-/]+):\\s*("(?:\\\\.|[^\\\\"])+"|[^,]*)(?:,|$)'
 
 # Internal: the A1111 infotext for a metadata list, or "" when it would have
@@ -27,7 +31,9 @@ meta_to_a1111 <- function(meta) {
     scale <- if (is.numeric(lora[["scale"]]) && length(lora[["scale"]]) == 1) format_double(lora[["scale"]]) else "1"
     tag <- paste0("<lora:", name, ":", scale, ">")
     if (!grepl(tag, prompt, fixed = TRUE)) tags <- c(tags, tag)
-    if (rlang::is_string(lora[["sha256"]])) hashes <- c(hashes, paste0(name, ": ", substr(lora[["sha256"]], 1, 12)))
+    # The hash A1111 and Civitai find a LoRA by (see a1111_lora_hash() in
+    # pipeline.py), not our sha256 of the whole file.
+    if (rlang::is_string(lora[["a1111_hash"]])) hashes <- c(hashes, paste0(name, ": ", lora[["a1111_hash"]]))
   }
   if (length(tags) > 0) {
     prompt <- paste(c(if (nzchar(prompt)) prompt, tags), collapse = " ")
@@ -40,17 +46,30 @@ meta_to_a1111 <- function(meta) {
   clip_skip <- if (is.numeric(meta[["clip_skip"]]) && length(meta[["clip_skip"]]) == 1 && !is.na(meta[["clip_skip"]])) {
     meta[["clip_skip"]] + 1
   }
+  # A1111 runs a missing schedule type as "Automatic" (Karras for DPM++ 2M)
+  # and a sampler it does not know as DPM++ 2M: a generated image whose
+  # sampler or schedule has no A1111 name gives its diffusers class instead.
+  generated <- !is.null(meta[["scheduler_config"]])
+  sampler <- if (rlang::is_string(meta[["sampler"]]) &&
+                 (rlang::is_string(meta[["schedule_type"]]) || !generated)) meta[["sampler"]]
+  # A single-file checkpoint as A1111 names it: file name and the first
+  # 10 hex digits of its sha256, by which A1111 finds its own copy.
+  checkpoint <- identical(meta[["model_source"]], "file") &&
+    rlang::is_string(meta[["model"]]) && rlang::is_string(meta[["model_revision"]]) &&
+    startsWith(meta[["model_revision"]], "sha256:")
   fields <- list(
     Steps = meta[["steps"]],
-    Sampler = meta[["sampler"]] %||% meta[["scheduler"]],
-    `Schedule type` = meta[["schedule_type"]],
+    Sampler = sampler,
+    `Schedule type` = if (!is.null(sampler)) meta[["schedule_type"]],
     `CFG scale` = meta[["guidance_scale"]],
     Seed = meta[["seed"]],
     Size = size,
-    Model = meta[["model_id"]] %||% meta[["model"]],
+    Model = if (checkpoint) tools::file_path_sans_ext(basename(meta[["model"]])) else meta[["model_id"]] %||% meta[["model"]],
+    `Model hash` = if (checkpoint) substr(meta[["model_revision"]], 8, 17),
     `Denoising strength` = meta[["strength"]],
     `Clip skip` = clip_skip,
-    `Lora hashes` = if (length(hashes) > 0) paste(hashes, collapse = ", ")
+    `Lora hashes` = if (length(hashes) > 0) paste(hashes, collapse = ", "),
+    `Diffusers scheduler` = if (is.null(sampler)) meta[["scheduler"]]
   )
   values <- vapply(fields, a1111_value, character(1))
   values <- values[nzchar(values)]
@@ -140,7 +159,7 @@ a1111_fields <- function(text) {
   if (!rlang::is_string(text) || is.na(text)) {
     return(NULL)
   }
-  lines <- strsplit(trimws(text), "\n", fixed = TRUE)[[1]]
+  lines <- strsplit(trimws(text, whitespace = a1111_space), "\n", fixed = TRUE)[[1]]
   if (length(lines) == 0) lines <- ""
   last <- lines[length(lines)]
   lines <- lines[-length(lines)]
@@ -152,10 +171,10 @@ a1111_fields <- function(text) {
   prompt <- character()
   negative <- character()
   done <- FALSE
-  for (line in trimws(lines)) {
+  for (line in trimws(lines, whitespace = a1111_space)) {
     if (startsWith(line, "Negative prompt:")) {
       done <- TRUE
-      line <- trimws(substring(line, 17))
+      line <- trimws(substring(line, 17), whitespace = a1111_space)
     }
     if (done) negative <- c(negative, line) else prompt <- c(prompt, line)
   }

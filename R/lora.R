@@ -6,7 +6,8 @@
 #' until `sd_unload_lora()`. Several LoRAs can be stacked, each with its own
 #' scale; `sd_lora_scale()` changes scales without reading the files again.
 #' Every image records the LoRAs it used (name, file sha256, scale) in its
-#' metadata, and A1111's `<lora:name:scale>` in its `parameters` text.
+#' metadata, and A1111's `<lora:name:scale>` in its `parameters` text with
+#' the `Lora hashes` by which A1111 and Civitai find the files.
 #'
 #' @section Safety and checks:
 #' `.safetensors` files are read by default. Pickle files (`.bin`, `.ckpt`,

@@ -37,7 +37,11 @@ meta_plain_keys <- c("negative_prompt", "seed", "steps", "guidance_scale",
 #'   come back as something else, are refused; factors are stored as their
 #'   labels (character).
 #' * `parameters`: the settings in AUTOMATIC1111's format, so A1111's PNG Info,
-#'   Civitai and other readers show them. Left out when `meta` has fewer than
+#'   Civitai and other readers show them. A sampler is named the A1111 way
+#'   only when A1111 would run it with the schedule that was used, otherwise
+#'   as its diffusers class (`Diffusers scheduler`); a single-file checkpoint
+#'   by its file name and `Model hash`, and LoRAs by A1111's `Lora hashes`.
+#'   Left out when `meta` has fewer than
 #'   two of the settings it shows (steps, sampler, guidance, seed, size,
 #'   model, ...), as A1111 would read so short a settings line as part of the
 #'   prompt.
@@ -553,7 +557,9 @@ parse_chunks <- function(chunks, format = "auto") {
     },
     a1111 = function() {
       text <- get("parameters")
-      if (is.character(text) && !grepl("^\\s*[{]", text)) parse_a1111(text)
+      # JSON there is another tool's (Fooocus); a prompt may start with `{`
+      # ("{red|blue} hair", NovelAI-style emphasis) and still be A1111's.
+      if (is.character(text) && !is.list(parse_json_loose(text))) parse_a1111(text)
     },
     text = function() normalize_plain(chunks)
   )

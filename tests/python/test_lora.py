@@ -160,10 +160,39 @@ def test_fused_lora_is_unfused_before_unloading(entry, files):
 def test_metadata_records_name_path_hash_scale(entry, files):
     lora._entry_load(entry, files["a"], scale=0.25, adapter_name="style")
     with open(files["a"], "rb") as f:
-        sha = hashlib.sha256(f.read()).hexdigest()
+        data = f.read()
+    sha = hashlib.sha256(data).hexdigest()
+    # A1111's hash of a .safetensors LoRA skips the 8-byte length and the
+    # JSON header it gives.
+    header = 8 + int.from_bytes(data[:8], "little")
+    a1111 = hashlib.sha256(data[header:]).hexdigest()[:12]
+    assert a1111 != sha[:12]
     assert lora.describe(entry) == [
-        {"name": "style", "path": os.path.abspath(files["a"]), "sha256": sha, "scale": 0.25}
+        {"name": "style", "path": os.path.abspath(files["a"]), "sha256": sha, "scale": 0.25,
+         "a1111_hash": a1111}
     ]
+
+
+def test_a1111_hash_ignores_the_safetensors_header_and_covers_other_files(tmp_path):
+    from rdiffusers_py import pipeline
+    import safetensors.torch
+    import torch
+    tensors = {"w": torch.arange(6.0)}
+    a, b = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    safetensors.torch.save_file(tensors, str(a), metadata={"ss_output_name": "a"})
+    safetensors.torch.save_file(tensors, str(b), metadata={"ss_output_name": "renamed"})
+    assert pipeline.file_sha256(str(a)) != pipeline.file_sha256(str(b))
+    assert pipeline.a1111_lora_hash(str(a)) == pipeline.a1111_lora_hash(str(b))
+    # Asked for first, it fills file_sha256's memo from the same read.
+    assert pipeline.file_sha256(str(a)) == hashlib.sha256(a.read_bytes()).hexdigest()
+    pickle = tmp_path / "c.pt"
+    pickle.write_bytes(b"not a safetensors file")
+    assert pipeline.a1111_lora_hash(str(pickle)) == \
+        hashlib.sha256(b"not a safetensors file").hexdigest()[:12]
+    # A .safetensors name on a file too short for its header: the whole file.
+    short = tmp_path / "short.safetensors"
+    short.write_bytes(b"\xff" * 12)
+    assert pipeline.a1111_lora_hash(str(short)) == hashlib.sha256(b"\xff" * 12).hexdigest()[:12]
 
 
 @pytest.mark.parametrize("bad,error,message", [

@@ -207,6 +207,8 @@ def test_a_name_means_its_own_settings_whatever_the_default(default):
         s = schedulers.build(sde, name)
         assert schedulers.describe(s) == want, name
     assert schedulers.build(sde, "DPM++ SDE").config.algorithm_type == "dpmsolver++"
+    # A1111's UniPC ignores the schedule type: "UniPC Karras" has no A1111 name.
+    assert schedulers.describe(schedulers.build(sde, "UniPC Karras")) == ("UniPC", None)
     # Exponential sigmas in the default do not clash with a Karras name.
     expo = diffusers.EulerDiscreteScheduler.from_config(default.config,
                                                         use_exponential_sigmas=True)

@@ -12,8 +12,62 @@ test_that("A1111's parser reads back what meta_to_a1111() writes", {
   expect_identical(ref[["Size-2"]], "64")
   expect_identical(ref[["Model"]], "tiny")
   expect_identical(ref[["Clip skip"]], "2")
-  expect_identical(ref[["Lora hashes"]], paste0("watercolour: ", strrep("ab", 6)))
+  # The hash A1111 knows the LoRA by, not the sha256 of the file.
+  expect_identical(ref[["Lora hashes"]], paste0("watercolour: ", strrep("cd", 6)))
   expect_match(ref[["Version"]], "^rdiffusers ")
+})
+
+test_that("a sampler or schedule A1111 does not have is given as the diffusers class", {
+  meta <- example_meta()
+  # What ran has no A1111 schedule type (a model's own "leading" DPM++ 2M):
+  # A1111 would run "DPM++ 2M" as Karras.
+  meta$scheduler <- "DPMSolverMultistepScheduler"
+  meta$sampler <- "DPM++ 2M"
+  meta$schedule_type <- NULL
+  ref <- a1111_reference_parse(meta_to_a1111(meta))
+  expect_null(ref[["Sampler"]])
+  expect_null(ref[["Schedule type"]])
+  expect_identical(ref[["Diffusers scheduler"]], "DPMSolverMultistepScheduler")
+  # No A1111 sampler at all (DEIS).
+  meta$scheduler <- "DEISMultistepScheduler"
+  meta$sampler <- NULL
+  ref <- a1111_reference_parse(meta_to_a1111(meta))
+  expect_null(ref[["Sampler"]])
+  expect_identical(ref[["Diffusers scheduler"]], "DEISMultistepScheduler")
+  # Settings written by hand (no recorded scheduler config) keep their sampler.
+  ref <- a1111_reference_parse(meta_to_a1111(list(steps = 20L, sampler = "Euler a", seed = 1)))
+  expect_identical(ref[["Sampler"]], "Euler a")
+})
+
+test_that("a single-file checkpoint is named as A1111 names it, with its hash", {
+  meta <- example_meta()
+  meta$model <- meta$model_id <- "/models/dreamshaper_8.safetensors"
+  meta$model_source <- "file"
+  meta$model_revision <- paste0("sha256:", "879db523c3", strrep("0", 54))
+  ref <- a1111_reference_parse(meta_to_a1111(meta))
+  expect_identical(ref[["Model"]], "dreamshaper_8")
+  expect_identical(ref[["Model hash"]], "879db523c3")
+  # A diffusers folder keeps its path; it has no A1111 hash.
+  meta$model_source <- "dir"
+  meta$model <- meta$model_id <- "/models/dreamshaper"
+  ref <- a1111_reference_parse(meta_to_a1111(meta))
+  expect_identical(ref[["Model"]], "/models/dreamshaper")
+  expect_null(ref[["Model hash"]])
+})
+
+test_that("A1111 texts whose prompt starts with a brace are read; spaces stripped as A1111 does", {
+  text <- paste0("{{masterpiece}}, {red|blue} hair\u3000\n",
+                 "Negative prompt: lowres\u3000\n",
+                 "Steps: 20, Sampler: Euler a, Schedule type: Automatic, CFG scale: 7, Seed: 9, ",
+                 "Size: 512x512, Version: v1.10.1")
+  ch <- tiny_png_chunks()
+  path <- write_bytes(png_bytes(ch$ihdr, rdiffusers:::png_text_chunk("parameters", text),
+                                ch$idat, ch$iend))
+  meta <- png_read_meta(path)
+  expect_identical(attr(meta, "tool"), "a1111")
+  expect_identical(meta$prompt, "{{masterpiece}}, {red|blue} hair")
+  expect_identical(meta$negative_prompt, "lowres")
+  expect_identical(meta$seed, 9)
 })
 
 test_that("values with commas, colons and newlines are JSON-quoted and survive A1111's parser", {

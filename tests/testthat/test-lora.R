@@ -113,6 +113,12 @@ test_that("stacked LoRAs keep their own scales and are recorded in the metadata"
   expect_identical(meta[[2]]$scale, 0.5)
   expect_identical(meta[[2]]$sha256, loras$sha256[[2]])
   expect_match(meta[[2]]$sha256, "^[0-9a-f]{64}$")
+  # A1111 and Civitai find a LoRA by a hash of its tensors, after the header.
+  expect_match(meta[[2]]$a1111_hash, "^[0-9a-f]{12}$")
+  expect_false(identical(meta[[2]]$a1111_hash, substr(meta[[2]]$sha256, 1, 12)))
+  expect_match(attr(png_read_meta(both), "chunks")[["parameters"]],
+               paste0("Lora hashes: \"a: ", meta[[1]]$a1111_hash, ", b: ", meta[[2]]$a1111_hash, "\""),
+               fixed = TRUE)
   # Named scales are matched by name, not position.
   scales <- sd_lora_scale(c("a", "b"), c(b = 0.2, a = 0.9), model = "tiny")
   expect_identical(scales$scale, c(0.9, 0.2))

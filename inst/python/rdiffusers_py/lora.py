@@ -2,7 +2,8 @@
 
 R calls load_lora / unload_lora / list_loras / set_lora_scales (re-exported by
 api.py).  Each works on one cache entry from pipeline.get_entry() and keeps
-`entry.loras`, a list of dicts {name, path, sha256, scale} in load order, in
+`entry.loras`, a list of dicts {name, path, sha256, scale, a1111_hash} in
+load order (a1111_hash: see pipeline.a1111_lora_hash()), in
 step with the adapters diffusers holds on the entry's components.
 
 Guarantees the R side documents:
@@ -28,8 +29,8 @@ import os
 import re
 
 from .errors import InputError, LoraError
-from .pipeline import (PICKLE_EXTENSIONS, SAFE_EXTENSIONS, file_sha256, quiet_logs,
-                       read_pickle_checkpoint)
+from .pipeline import (PICKLE_EXTENSIONS, SAFE_EXTENSIONS, a1111_lora_hash, file_sha256,
+                       quiet_logs, read_pickle_checkpoint)
 
 __all__ = [
     "load_lora", "unload_lora", "list_loras", "set_lora_scales", "describe",
@@ -287,6 +288,7 @@ def _entry_load(entry, path, scale=1.0, adapter_name=None, trusted=False):
     scale = float(scale)
     if entry.info.get("optimize") == "bf16-compile":
         raise _compiled_error()
+    a1111_hash = a1111_lora_hash(path)  # reads the file once for both hashes
     sha = file_sha256(path)
     with entry.lock:
         pipe = entry.pipe
@@ -341,7 +343,8 @@ def _entry_load(entry, path, scale=1.0, adapter_name=None, trusted=False):
                 f"match no layer of this model (first: {unmatched[0]}), so it was made for "
                 "another model or holds more than a LoRA for it."
             )
-        record = {"name": name, "path": path, "sha256": sha, "scale": scale}
+        record = {"name": name, "path": path, "sha256": sha, "scale": scale,
+                  "a1111_hash": a1111_hash}
         loras.append(record)
         try:
             _apply_scales(pipe, loras)

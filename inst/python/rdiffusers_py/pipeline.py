@@ -239,15 +239,44 @@ def versions():
 
 def file_sha256(path):
     """sha256 hex of a file's bytes, memoized by path, size and mtime."""
+    return _file_hashes(path, tensors=False)[0]
+
+
+def a1111_lora_hash(path):
+    """The 12 hex digits by which AUTOMATIC1111 (its `Lora hashes` field)
+    and Civitai know a LoRA file: the sha256 of a .safetensors file's tensor
+    data (what follows its header, so editing the header's metadata keeps
+    it), of the whole file otherwise."""
+    full, tensors = _file_hashes(path, tensors=path.lower().endswith(".safetensors"))
+    return (tensors or full)[:12]
+
+
+def _file_hashes(path, tensors):
+    """(sha256 of the file, sha256 of what follows its safetensors header,
+    or None when not asked for or there is no such header), in one read."""
     st = os.stat(path)
     memo = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
-    if memo not in _HASHES:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        _HASHES[memo] = h.hexdigest()
-    return _HASHES[memo]
+    tensors_memo = ("tensors",) + memo
+    if memo in _HASHES and (not tensors or tensors_memo in _HASHES):
+        return _HASHES[memo], _HASHES.get(tensors_memo)
+    whole, body = hashlib.sha256(), None
+    with open(path, "rb") as f:
+        if tensors:
+            head = f.read(8)
+            whole.update(head)
+            n = int.from_bytes(head, "little") if len(head) == 8 else -1
+            if 0 <= n <= st.st_size - 8:
+                header = f.read(n)
+                whole.update(header)
+                body = hashlib.sha256()
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            whole.update(chunk)
+            if body is not None:
+                body.update(chunk)
+    _HASHES[memo] = whole.hexdigest()
+    if tensors:
+        _HASHES[tensors_memo] = body.hexdigest() if body is not None else None
+    return _HASHES[memo], _HASHES.get(tensors_memo)
 
 
 def content_revision(path):

@@ -292,7 +292,11 @@ def describe(scheduler, steps=None):
     if sampler is None:
         return None, None
     spacing = cfg.get("timestep_spacing")
-    if cfg.get(_KARRAS):
+    if sampler == "UniPC" and (cfg.get(_KARRAS) or cfg.get("use_exponential_sigmas")
+                               or cfg.get("use_beta_sigmas")):
+        # A1111 runs UniPC on its own timesteps, whatever the schedule type.
+        st = None
+    elif cfg.get(_KARRAS):
         # Euler, Heun, LMS and DPM2 build Karras sigmas from the timesteps
         # they sample: only "linspace" ones span A1111's range.
         st = "Karras" if is_flow(cls) or sampler not in _KARRAS_FROM_TIMESTEPS or \
