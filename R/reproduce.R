@@ -155,6 +155,7 @@ sd_reproduce <- function(path, ..., image = NULL, mask = NULL, loras = NULL,
       overrides = overrides
     ))
   )
+  differences <- rbind(override_differences(meta, overrides, new$meta), differences)
   new_sd_reproduction(path, meta, new, differences)
 }
 
@@ -281,10 +282,6 @@ stack_differences <- function(meta, settings, overrides, call = caller_env()) {
   add("rdiffusers", meta$versions$rdiffusers, as.character(utils::packageVersion("rdiffusers")))
   add("torch_threads", meta$torch_threads, devs$torch_threads)
   add("blas", meta$blas, devs$blas)
-  for (name in setdiff(names(overrides), "model")) {
-    add(name, format_value(meta[[name]]), format_value(overrides[[name]]))
-  }
-  if (!is.null(overrides$model)) add("model", meta$model, overrides$model)
 
   device <- settings$device
   base <- sub(":.*", "", device %||% "cpu")
@@ -303,6 +300,22 @@ stack_differences <- function(meta, settings, overrides, call = caller_env()) {
       class = "rdiffusers_error_reproduce", call = call
     )
   }
+  if (length(rows) == 0) {
+    return(data.frame(what = character(), original = character(), now = character()))
+  }
+  do.call(rbind, rows)
+}
+
+# The settings `overrides` changed: as given, or for one given as NULL
+# (a random seed, the model's default steps) the value `used` records.
+override_differences <- function(meta, overrides, used) {
+  rows <- lapply(names(overrides), function(name) {
+    now <- overrides[[name]] %||% used[[name]]
+    original <- format_value(meta[[name]])
+    now <- format_value(now)
+    if (!identical(original, now)) data.frame(what = name, original = original, now = now)
+  })
+  rows <- Filter(Negate(is.null), rows)
   if (length(rows) == 0) {
     return(data.frame(what = character(), original = character(), now = character()))
   }

@@ -325,6 +325,13 @@ test_that("overrides are checked like sd_generate()'s arguments", {
   expect_identical(png_read_meta(out$image$path)$negative_prompt,
                    img$meta$negative_prompt)
   expect_false(identical(out$image$meta$seed, with_neg$meta$seed))
+  # What differs says the seed drawn, not NA.
+  seed_row <- out$differences[out$differences$what == "seed", ]
+  expect_identical(seed_row$now, format_value(out$image$meta$seed))
+  # A NULL that gives the recorded value (the model's default steps) is no difference.
+  out <- sd_reproduce(img$path, steps = NULL, output_dir = withr::local_tempdir())
+  expect_true(out$identical)
+  expect_false("steps" %in% out$differences$what)
   # device = "auto" is a valid override, not a device to look for.
   out <- sd_reproduce(img$path, device = "auto", output_dir = withr::local_tempdir())
   expect_true(out$identical)
