@@ -313,7 +313,8 @@ abort_helper_import <- function(parent, call = caller_env()) {
 py_error_classes <- c(
   InputError = "rdiffusers_error_input",
   ModelError = "rdiffusers_error_model",
-  LoraError = "rdiffusers_error_lora"
+  LoraError = "rdiffusers_error_lora",
+  FileError = "rdiffusers_error_file"
 )
 
 abort_from_python <- function(cnd, fun_name, call = caller_env()) {

@@ -457,3 +457,16 @@ def test_a_failed_call_does_not_keep_the_pipeline_alive(api, gen, cache_dir, tmp
     api.free_model(model)
     gc.collect()
     assert pipe() is None
+
+
+def test_an_image_that_cannot_be_written_is_a_file_error(tmp_path):
+    from PIL import Image
+    from rdiffusers_py import images
+    from rdiffusers_py.errors import FileError
+    im = Image.new("RGB", (8, 8))
+    with pytest.raises(FileError, match="does not exist"):
+        images.save_png(im, str(tmp_path / "gone" / "x.png"))
+    # A folder where the file should go: the OS refuses the write.
+    (tmp_path / "taken.png").mkdir()
+    with pytest.raises(FileError, match="Cannot write"):
+        images.save_png(im, str(tmp_path / "taken.png"))

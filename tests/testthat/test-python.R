@@ -13,6 +13,8 @@ test_that("helper exceptions map to classed R errors that keep the Python error"
       "rdiffusers_error_model"),
     c("from rdiffusers_py.errors import LoraError\nraise LoraError('wrong base model')",
       "rdiffusers_error_lora"),
+    c("from rdiffusers_py.errors import FileError\nraise FileError('cannot write')",
+      "rdiffusers_error_file"),
     c("raise RuntimeError('size mismatch')", "rdiffusers_error_python")
   )
   for (case in cases) {

@@ -8,7 +8,7 @@ their decoded RGB pixels so that metadata chunks do not change the hash.
 import hashlib
 import os
 
-from .errors import InputError
+from .errors import FileError, InputError
 
 __all__ = ["load_image", "load_mask", "pixel_hash", "save_png"]
 
@@ -75,6 +75,9 @@ def save_png(image, path):
     metadata afterwards."""
     d = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(d):
-        raise InputError("Cannot write %s: directory %s does not exist." % (path, d))
-    image.save(path, format="PNG")
+        raise FileError("Cannot write %s: directory %s does not exist." % (path, d))
+    try:
+        image.save(path, format="PNG")
+    except OSError as e:
+        raise FileError("Cannot write %s: %s" % (path, e.strerror or e)) from e
     return path
