@@ -49,7 +49,8 @@ read_png_array <- function(path, alpha = FALSE, call = caller_env()) {
 #' [png::readPNG()] reads them. Both read the image's PNG file, so they work
 #' without Python.
 #'
-#' @param x An `sd_image`.
+#' @param x An `sd_image`, or an `sd_images` holding one image (`imgs[2]`;
+#'   more than one is an error: pick one with `imgs[[i]]`).
 #' @param ... Unused.
 #' @returns `as.raster()`: a `raster` object; `as.array()`: a numeric array
 #'   with dimensions `c(height, width, 3)`.
@@ -71,6 +72,18 @@ as.raster.sd_image <- function(x, ...) {
 #' @export
 as.array.sd_image <- function(x, ...) {
   read_png_array(image_file(x))
+}
+
+#' @rdname sd_image-convert
+#' @export
+as.raster.sd_images <- function(x, ...) {
+  as.raster(one_image(x))
+}
+
+#' @rdname sd_image-convert
+#' @export
+as.array.sd_images <- function(x, ...) {
+  as.array(one_image(x))
 }
 
 #' Plot generated images
@@ -198,7 +211,7 @@ draw_image_grid <- function(arrays, ncol, labels = NULL, row_labels = NULL,
 #' Reads the PNG files with [magick::image_read()], for editing, compositing
 #' or animating with 'magick'. Requires the 'magick' package.
 #'
-#' @param x An `sd_image` or `sd_images`.
+#' @param x An `sd_image`, `sd_images` or `sd_sweep` (its grid).
 #' @param ... Unused.
 #' @returns A `magick-image` (several frames for `sd_images`).
 #' @family display
@@ -222,6 +235,12 @@ as_magick.sd_images <- function(x, ...) {
   rlang::check_installed("magick", reason = "to convert images to magick images.")
   paths <- vapply(unclass(x), image_file, character(1), call = environment())
   magick::image_read(paths)
+}
+
+#' @export
+as_magick.sd_sweep <- function(x, ...) {
+  rlang::check_installed("magick", reason = "to convert images to magick images.")
+  magick::image_read(image_file(x))
 }
 
 #' @export

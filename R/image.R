@@ -85,7 +85,8 @@ one_image <- function(x, arg = caller_arg(x), call = caller_env()) {
 image_path <- function(x, arg = caller_arg(x), call = caller_env()) {
   force(arg)  # before `x` is reassigned: caller_arg() reads it lazily
   x <- one_image(x, arg = arg, call = call)
-  if (is_sd_image(x)) {
+  # A sweep stands for its grid.
+  if (is_sd_image(x) || inherits(x, "sd_sweep")) {
     return(x$path)
   }
   check_string(x, arg = arg, call = call)

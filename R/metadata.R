@@ -427,7 +427,8 @@ decode_double <- function(e) {
 #' checksum, invalid UTF-8 or more than 8 MiB of (decompressed) text are
 #' skipped with a warning of class `rdiffusers_warning_metadata`.
 #'
-#' @param path Path of a PNG, JPEG or WebP file, or an `sd_image`.
+#' @param path Path of a PNG, JPEG or WebP file, or an `sd_image` (or an
+#'   `sd_sweep`: its grid).
 #' @param format How to interpret the metadata: `"auto"` (the default) picks
 #'   the best source; `"rdiffusers"`, `"a1111"`, `"comfyui"`, `"invokeai"`,
 #'   `"novelai"`, `"fooocus"`, `"swarmui"` or `"text"` (plain text chunks)

@@ -38,7 +38,8 @@
 #'   `TRUE`/`FALSE`, or `"bar"`, `"summary"`, `"none"`.
 #' @returns An `sd_sweep` object: a list with `path` (the grid PNG),
 #'   `images` (the cells as `sd_images`, in grid order), `cells` (a data
-#'   frame with one row per cell: `row`, `col`, `file`, `seed` (a list
+#'   frame with one row per cell: `row`, `col`, `file` (the cell's full
+#'   path), `seed` (a list
 #'   column, as seeds above 2^53 are strings), `guidance_scale`, `steps`)
 #'   and `meta` (what the grid's PNG holds). It
 #'   has `print()`, `plot()` and `knit_print()` methods; `as.raster()` and
@@ -192,7 +193,8 @@ sd_sweep <- function(prompt, seed = NULL, guidance_scale = NULL, steps = NULL,
   cells <- data.frame(
     row = (grid$a - 1L) * lens[[row_axes[[2]]]] + grid$b,
     col = grid$c,
-    file = vapply(images, function(img) basename(img$path), character(1)),
+    # Full paths: a bare name found no cell when the grid is elsewhere.
+    file = vapply(images, function(img) img$path, character(1)),
     stringsAsFactors = FALSE
   )
   cells$seed <- lapply(images, function(img) img$meta$seed)

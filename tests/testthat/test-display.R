@@ -42,6 +42,16 @@ test_that("as.raster() gives a height x width raster of the PNG's colours", {
   expect_identical(toupper(as.matrix(r)[1, 1]), grDevices::rgb(a[1, 1, 1], a[1, 1, 2], a[1, 1, 3]))
 })
 
+test_that("an sd_images of one image converts like the image; of more, an error says to pick one", {
+  one <- local_png_image(width = 12L, height = 8L)
+  two <- local_png_image(width = 6L, height = 4L)
+  imgs <- new_sd_images(list(one, two))
+  expect_identical(as.array(imgs[2]), as.array(two))
+  expect_identical(as.raster(imgs[1]), as.raster(one))
+  expect_error(as.array(imgs), "one image", class = "rdiffusers_error_input")
+  expect_error(as.raster(imgs), "one image", class = "rdiffusers_error_input")
+})
+
 test_that("images with alpha or grey channels still come back as RGB", {
   path <- withr::local_tempfile(fileext = ".png")
   png::writePNG(array(0.5, c(4, 5, 4)), path)

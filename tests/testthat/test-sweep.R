@@ -156,6 +156,11 @@ test_that("the grid's metadata lists the axes and every cell", {
   expect_identical(df$guidance_scale, rep(c(2, 6, 8), 2))
   expect_identical(df$seed, rep(c(3, 4), each = 3))
   expect_identical(df$path, vapply(sw$images, function(img) img$path, ""))
+  # A sweep stands for its grid where a file is read.
+  expect_identical(png_read_meta(sw), meta)
+  expect_error(sd_reproduce(sw), "sd_sweep\\(\\)` grid", class = "rdiffusers_error_reproduce")
+  skip_if_not_installed_ci("magick")
+  expect_identical(magick::image_info(as_magick(sw))$width, ncol(as.raster(sw)))
 })
 
 test_that("a relative file is returned as an absolute path", {
@@ -178,6 +183,9 @@ test_that("a relative file is returned as an absolute path", {
                     output_dir = withr::local_tempdir(), progress = FALSE,
                     file = file.path(out, "apart.png"))
   expect_identical(png_read_meta(apart$path)$cells[[1]]$file, apart$images[[1]]$path)
+  # The R object names every cell by its full path.
+  expect_identical(apart$cells$file, vapply(apart$images, function(i) i$path, ""))
+  expect_true(all(file.exists(sw$cells$file)))
   expect_output(print(sw), "<sd_sweep> 1 image: 1 seed", fixed = TRUE)
 })
 
