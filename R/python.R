@@ -20,6 +20,8 @@ sd_envname <- function() "r-rdiffusers"
 # not what a check such as sd_available() may do; generating does.
 py_choose <- function(install = TRUE) {
   if (!is.null(the$py_choice)) {
+    # Chosen and started: an RDIFFUSERS_PYTHON set since cannot take effect.
+    warn_python_override_ignored(the$py_choice$python)
     return(the$py_choice)
   }
   use_cache_for_torch()
@@ -234,22 +236,27 @@ abort_python_missing <- function(choice, call = caller_env()) {
   )
 }
 
-# RDIFFUSERS_PYTHON names another Python than the one already running (some
-# other code started Python through reticulate first): say so, as it would
+# RDIFFUSERS_PYTHON names another Python than the one already running (other
+# code started Python through reticulate first, or the variable was set
+# after rdiffusers started one): say so, once per value, as it would
 # otherwise be ignored without a word.
 warn_python_override_ignored <- function(running) {
   override <- Sys.getenv("RDIFFUSERS_PYTHON")
-  if (!nzchar(override) || is.na(running)) {
+  if (!nzchar(override) || is.na(running) || identical(override, the$override_warned)) {
     return(invisible())
   }
-  if (dir.exists(override)) {
-    override <- file.path(override, if (is_windows()) "Scripts/python.exe" else "bin/python")
+  exe <- override
+  if (dir.exists(exe)) {
+    exe <- file.path(exe, if (is_windows()) "Scripts/python.exe" else "bin/python")
   }
-  same <- function(a, b) identical(normalizePath(a, mustWork = FALSE), normalizePath(b, mustWork = FALSE))
-  if (!same(override, running) && !identical(path.expand(override), running)) {
+  # One environment = one folder of executables: a virtualenv's python is
+  # a link to the base Python's, so the links themselves are not followed.
+  bin <- function(p) normalizePath(dirname(path.expand(p)), winslash = "/", mustWork = FALSE)
+  if (!identical(bin(exe), bin(running))) {
+    the$override_warned <- override
     cli::cli_warn(
-      c("{.envvar RDIFFUSERS_PYTHON} is ignored: this R session already runs Python {.file {running}}, started before {.pkg rdiffusers} was used.",
-        i = "Restart R and use {.pkg rdiffusers} before anything else starts Python."),
+      c("{.envvar RDIFFUSERS_PYTHON} is ignored: this R session already runs Python {.file {running}}, and Python cannot be changed once started.",
+        i = "Restart R to use another Python (set the variable before anything starts Python)."),
       class = "rdiffusers_warning"
     )
   }

@@ -137,6 +137,24 @@ test_that("RDIFFUSERS_PYTHON ignored because Python already runs is said, not si
   got <- r_fresh(fun, python = python)
   expect_true("rdiffusers_warning" %in% got$class)
   expect_match(got$message, "RDIFFUSERS_PYTHON.*is ignored", perl = TRUE)
+
+  # Set after rdiffusers started its Python: said once, not on every call.
+  later <- eval(bquote(function() {
+    stopifnot(rdiffusers::sd_available())
+    Sys.setenv(RDIFFUSERS_PYTHON = .(other[[1]]))
+    said <- character()
+    withCallingHandlers({
+      rdiffusers::sd_available()
+      rdiffusers::sd_available()
+    }, warning = function(cnd) {
+      said <<- c(said, conditionMessage(cnd))
+      invokeRestart("muffleWarning")
+    })
+    said
+  }))
+  said <- r_fresh(later, python = python)
+  expect_length(said, 1)
+  expect_match(said, "RDIFFUSERS_PYTHON.*is ignored", perl = TRUE)
 })
 
 test_that("RDIFFUSERS_PYTHON at a folder or a non-Python: clear, and sd_available() quiet", {
