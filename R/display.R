@@ -253,7 +253,8 @@ as_magick.default <- function(x, ...) {
 #' When a chunk's value is an `sd_image` or `sd_images`, knitr shows the
 #' image(s) inline, as [knitr::include_graphics()] shows image files: the
 #' PNG is copied into the chunk's figure directory (so the document does not
-#' point into a temporary folder) and included at its own size with the
+#' point into a temporary folder) and included at its own size (in HTML
+#' its width in pixels, whatever `fig.retina` says) with the
 #' chunk's figure options (`out.width`, `fig.cap`, `fig.alt` (one per image
 #' or one for all), `fig.align`, `fig.show`, ...).
 #'
@@ -281,8 +282,11 @@ knit_images <- function(images, options = NULL, call = caller_env()) {
   # As knitr::include_graphics() images: knitr places them once the chunk
   # has run, with its options evaluated (fig.cap = paste(...), one fig.alt
   # per image) and fig.show honoured, at their own size unless out.width
-  # says otherwise (not stretched to the width of a plot).
-  knitr::include_graphics(paths, error = FALSE)
+  # says otherwise (not stretched to the width of a plot). In HTML their
+  # width is not computed from `dpi`: with html_document's fig.retina = 2
+  # that would show a 512-pixel image 256 pixels wide.
+  knitr::include_graphics(paths, error = FALSE,
+                          dpi = if (isTRUE(knitr::is_html_output())) NA)
 }
 
 # Copies an image next to the document's other figures, so the output does

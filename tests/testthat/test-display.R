@@ -188,6 +188,31 @@ test_that("chunk options written as R code reach the images, as for include_grap
   expect_length(grep("](figure/hidden", out, fixed = TRUE), 0)
 })
 
+test_that("in HTML documents an image is shown at its width in pixels, retina or not", {
+  skip_if_not_installed_ci("rmarkdown")
+  skip_if_not(rmarkdown::pandoc_available(), "no pandoc")
+  dir <- withr::local_tempdir()
+  a <- local_png_image(width = 12L, height = 8L)
+  rmd <- file.path(dir, "doc.Rmd")
+  writeLines(c(
+    "---", "title: t", "---",
+    "```{r, echo = FALSE}",
+    sprintf('rdiffusers::new_sd_image("%s")', a$path),
+    "```",
+    "```{r, echo = FALSE, out.width = '50%'}",
+    sprintf('rdiffusers::new_sd_image("%s")', a$path),
+    "```"
+  ), rmd)
+  html <- rmarkdown::render(rmd, rmarkdown::html_document(self_contained = FALSE),
+                            quiet = TRUE, envir = new.env())
+  text <- paste(readLines(html), collapse = "\n")
+  imgs <- regmatches(text, gregexpr("<img\\s[^>]*>", text))[[1]]
+  expect_length(imgs, 2)
+  # html_document's fig.retina = 2 would give width="6".
+  expect_false(grepl("width=\"6\"", imgs[[1]]))
+  expect_match(imgs[[2]], "width=\"50%\"", fixed = TRUE)
+})
+
 test_that("plot() of a reproduction draws the original left of the new image", {
   red <- local_png_image(col = c(1, 0, 0))
   blue <- local_png_image(col = c(0, 0, 1))
