@@ -11,8 +11,9 @@
 #' `png_read_meta(path)`). `sd_images` is a list of `sd_image` that can be
 #' subset with `[` and `[[` and combined with `c()`.
 #'
-#' @param path Path of an existing image file.
-#' @param meta Named list of metadata, as [png_read_meta()] returns it. For
+#' @param path Path of an existing image file (kept as an absolute path).
+#' @param meta Named list of metadata, as [png_read_meta()] returns it, which
+#'   is what `NULL` (the default) reads from the file. For
 #'   a generated image: the arguments (`task`, `prompt`, `negative_prompt`,
 #'   `seed`, `steps`, `width`, `height`, `guidance_scale`, `strength`,
 #'   `clip_skip`, `scheduler` and its `scheduler_config`, `loras`, ...), the
@@ -28,8 +29,16 @@
 #' imgs <- sd_generate("a lighthouse", n = 2, steps = 2, width = 64, height = 64)
 #' imgs
 #' imgs[[1]]$meta$seed
-new_sd_image <- function(path, meta = list()) {
-  validate_sd_image(structure(list(path = path, meta = meta), class = "sd_image"))
+new_sd_image <- function(path, meta = NULL) {
+  x <- validate_sd_image(structure(list(path = path, meta = meta %||% list()), class = "sd_image"))
+  # Absolute, as generated images' paths are: found after setwd().
+  x$path <- normalizePath(x$path, winslash = "/")
+  if (is.null(meta)) {
+    x$meta <- tryCatch(as.list(png_read_meta(x$path)), rdiffusers_error = function(e) list())
+  } else if (inherits(meta, "sd_meta")) {
+    x$meta <- as.list(meta)
+  }
+  x
 }
 
 validate_sd_image <- function(x, call = caller_env()) {

@@ -234,7 +234,8 @@ image_file_info <- function(path, dir, what, arg, call) {
   if (!is.null(size)) {
     return(list(path = path, width = size[[1]], height = size[[2]]))
   }
-  if (requireNamespace("magick", quietly = TRUE)) {
+  has_magick <- requireNamespace("magick", quietly = TRUE)
+  if (has_magick) {
     img <- tryCatch(magick::image_read(path), error = function(e) NULL)
     if (!is.null(img)) {
       return(magick_to_png(img, dir, what, arg = arg, call = call))
@@ -242,7 +243,8 @@ image_file_info <- function(path, dir, what, arg, call) {
   }
   abort_input(
     c("{.arg {arg}} {.file {path}} is not a PNG or JPEG image.",
-      i = "Other formats are read with the {.pkg magick} package when it is installed."),
+      i = if (has_magick) "The {.pkg magick} package cannot read it either."
+          else "Other formats are read with the {.pkg magick} package when it is installed."),
     call = call
   )
 }

@@ -323,11 +323,15 @@ check_sweep_axis <- function(x, arg = caller_arg(x), call = caller_env()) {
   if (is.null(x)) {
     return(invisible())
   }
-  if (!(is.numeric(x) || is.character(x)) || length(x) == 0 || anyNA(x)) {
+  if (!(is.numeric(x) || is.character(x)) || length(x) == 0) {
     abort_input(
-      "{.arg {arg}} must be {.code NULL} or a vector of values without {.code NA}, not {.obj_type_friendly {x}}.",
+      "{.arg {arg}} must be {.code NULL} or a vector of values, not {.obj_type_friendly {x}}.",
       call = call
     )
+  }
+  if (anyNA(x)) {
+    abort_input("{.arg {arg}} must not contain {.code NA} (value {which(is.na(x))[[1]]}).",
+                call = call)
   }
   if (anyDuplicated(x)) {
     abort_input("{.arg {arg}} has repeated values: {.val {x[duplicated(x)]}}.", call = call)

@@ -11,6 +11,21 @@ test_that("sd_image objects hold a path and typed metadata", {
   expect_identical(out, img)
 })
 
+test_that("new_sd_image(path) reads the file's metadata and keeps an absolute path", {
+  dir <- withr::local_tempdir()
+  png::writePNG(array(0.5, c(8, 8, 3)), file.path(dir, "bare.png"))
+  png_write_meta(file.path(dir, "bare.png"), file.path(dir, "cat.png"),
+                 meta = list(prompt = "a cat", seed = 42, width = 8L, height = 8L))
+  img <- withr::with_dir(dir, new_sd_image("cat.png"))
+  expect_identical(img$path, normalizePath(file.path(dir, "cat.png"), winslash = "/"))
+  expect_identical(img$meta, list(prompt = "a cat", seed = 42, width = 8L, height = 8L))
+  expect_match(format(img), "\"a cat\" \\| 8x8 \\| seed 42")
+  # A file without settings: none; what png_read_meta() returns: a plain list.
+  expect_identical(new_sd_image(file.path(dir, "bare.png"))$meta, list())
+  from_read <- new_sd_image(file.path(dir, "bare.png"), png_read_meta(file.path(dir, "cat.png")))
+  expect_identical(class(from_read$meta), "list")
+})
+
 test_that("a path argument's error names the argument, not its value", {
   expect_error(png_read_meta(NULL), "`path` must be a single non-empty string",
                class = "rdiffusers_error_input")

@@ -68,6 +68,11 @@ test_that("bad inputs are classed input errors", {
   txt <- withr::local_tempfile(fileext = ".png", lines = "not an image")
   expect_error(as_image_file(file.path(dir, "absent.png"), dir), class = "rdiffusers_error_input")
   expect_error(as_image_file(dir, dir), "is a directory", class = "rdiffusers_error_file")
+  # Neither PNG, JPEG nor anything magick reads: the message says which.
+  with_magick <- requireNamespace("magick", quietly = TRUE)
+  expect_error(as_image_file(txt, dir),
+               if (with_magick) "cannot read it either" else "when it is installed",
+               class = "rdiffusers_error_input")
   expect_error(as_image_file(array(0.5, c(4, 4, 2)), dir), class = "rdiffusers_error_input")
   expect_error(as_image_file(array(300, c(4, 4, 3)), dir), class = "rdiffusers_error_input")
   expect_error(as_image_file(array(NA_real_, c(4, 4, 3)), dir), class = "rdiffusers_error_input")

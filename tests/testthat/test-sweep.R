@@ -1,6 +1,7 @@
 test_that("sd_sweep() checks its arguments before generating anything", {
   expect_error(sd_sweep(c("a", "b")), class = "rdiffusers_error_input")
-  expect_error(sd_sweep("a", seed = c(1, NA)), class = "rdiffusers_error_input")
+  expect_error(sd_sweep("a", seed = c(1, NA)), "must not contain `NA` \\(value 2\\)",
+               class = "rdiffusers_error_input")
   expect_error(sd_sweep("a", guidance_scale = c(5, 5)), class = "rdiffusers_error_input")
   expect_error(sd_sweep("a", steps = list(2)), class = "rdiffusers_error_input")
   expect_error(sd_sweep("a", n = 2), class = "rdiffusers_error_input")
