@@ -52,7 +52,9 @@ normalize_comfyui <- function(graph) {
     node <- linked(link)
     if (is.null(node) || depth > 20) return(NULL)
     if (identical(class_of(node), "ConditioningZeroOut")) return("")
-    for (key in c("text", "text_g", "text_l")) {
+    # A text from a primitive node (PrimitiveString, ...) holds it as
+    # `value` or `string`.
+    for (key in c("text", "text_g", "text_l", "value", "string")) {
       if (rlang::is_string(node$inputs[[key]])) return(node$inputs[[key]])
     }
     for (value in node$inputs) {
@@ -77,18 +79,23 @@ normalize_comfyui <- function(graph) {
     }
     NULL
   }
+  # A setting given by another node (a PrimitiveInt, a seed node) is a
+  # link to it: its value is that node's.
+  setting <- function(x, keys) {
+    if (is.list(x)) find_input(x, c(keys, "value", "int", "float", "number", "string")) else x
+  }
   compact_meta(list(
     prompt = find_text(inputs$positive),
     negative_prompt = find_text(inputs$negative),
-    seed = as_seed(inputs$seed %||% inputs$noise_seed),
-    steps = as_int(inputs$steps),
-    guidance_scale = as_dbl(inputs$cfg),
+    seed = as_seed(setting(inputs$seed %||% inputs$noise_seed, c("seed", "noise_seed"))),
+    steps = as_int(setting(inputs$steps, "steps")),
+    guidance_scale = as_dbl(setting(inputs$cfg, "cfg")),
     width = as_int(find_input(inputs$latent_image, "width")),
     height = as_int(find_input(inputs$latent_image, "height")),
     model = as_chr(find_input(inputs$model, c("ckpt_name", "unet_name"))),
-    sampler = as_chr(inputs$sampler_name),
-    schedule_type = as_chr(inputs$scheduler),
-    strength = as_dbl(inputs$denoise)
+    sampler = as_chr(setting(inputs$sampler_name, "sampler_name")),
+    schedule_type = as_chr(setting(inputs$scheduler, "scheduler")),
+    strength = as_dbl(setting(inputs$denoise, "denoise"))
   ))
 }
 

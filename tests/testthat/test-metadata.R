@@ -461,6 +461,29 @@ test_that("ComfyUI: custom samplers are followed, zeroed negatives are empty", {
   expect_identical(meta$schedule_type, "simple")
 })
 
+test_that("ComfyUI settings fed from other nodes (primitives, seed nodes) are followed", {
+  link <- function(id) list(id, 0L)
+  graph <- list(
+    `4` = list(class_type = "CheckpointLoaderSimple", inputs = list(ckpt_name = "sd15.safetensors")),
+    `5` = list(class_type = "EmptyLatentImage", inputs = list(width = 512L, height = 512L)),
+    `6` = list(class_type = "CLIPTextEncode", inputs = list(text = link("20"), clip = link("4"))),
+    `7` = list(class_type = "CLIPTextEncode", inputs = list(text = "blurry", clip = link("4"))),
+    `3` = list(class_type = "KSampler", inputs = list(
+      seed = link("21"), steps = link("22"), cfg = 7, sampler_name = "euler",
+      scheduler = "normal", denoise = 1, model = link("4"), positive = link("6"),
+      negative = link("7"), latent_image = link("5"))),
+    `20` = list(class_type = "PrimitiveString", inputs = list(value = "a linked prompt")),
+    `21` = list(class_type = "Seed (rgthree)", inputs = list(seed = 777)),
+    `22` = list(class_type = "PrimitiveInt", inputs = list(value = 25L))
+  )
+  meta <- normalize_comfyui(graph)
+  expect_identical(meta$prompt, "a linked prompt")
+  expect_identical(meta$negative_prompt, "blurry")
+  expect_equal(meta$seed, 777)
+  expect_identical(meta$steps, 25L)
+  expect_identical(meta$model, "sd15.safetensors")
+})
+
 test_that("a ComfyUI graph that says nothing yields to an A1111 text beside it", {
   chunks <- tiny_png_chunks()
   graph <- '{"3": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler"}}}'
