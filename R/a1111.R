@@ -64,7 +64,8 @@ meta_to_a1111 <- function(meta) {
     `CFG scale` = meta[["guidance_scale"]],
     Seed = meta[["seed"]],
     Size = size,
-    Model = if (checkpoint) tools::file_path_sans_ext(basename(meta[["model"]])) else meta[["model_id"]] %||% meta[["model"]],
+    Model = if (checkpoint) tools::file_path_sans_ext(basename(meta[["model"]]))
+            else meta[["model_id"]] %||% meta[["model"]],
     `Model hash` = if (checkpoint) substr(meta[["model_revision"]], 8, 17),
     `Denoising strength` = meta[["strength"]],
     `Clip skip` = clip_skip,

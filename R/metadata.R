@@ -41,8 +41,7 @@ meta_plain_keys <- c("negative_prompt", "seed", "steps", "guidance_scale",
 #'   only when A1111 would run it with the schedule that was used, otherwise
 #'   as its diffusers class (`Diffusers scheduler`); a single-file checkpoint
 #'   by its file name and `Model hash`, and LoRAs by A1111's `Lora hashes`.
-#'   Left out when `meta` has fewer than
-#'   two of the settings it shows (steps, sampler, guidance, seed, size,
+#'   Left out when `meta` has fewer than two of the settings it shows (steps, sampler, guidance, seed, size,
 #'   model, ...), as A1111 would read so short a settings line as part of the
 #'   prompt.
 #' * `Software`, `Description` (the prompt) and one plain chunk for each of
@@ -58,8 +57,9 @@ meta_plain_keys <- c("negative_prompt", "seed", "steps", "guidance_scale",
 #' @param x An `sd_image`, the path of a PNG file, or a Python PIL image
 #'   (saved to a temporary PNG first).
 #' @param path Where to write the PNG.
-#' @param meta A named list of metadata, such as [png_read_meta()] returns. Its names must be valid PNG keywords
-#'   (1-79 Latin-1 characters, no leading, trailing or double spaces). By
+#' @param meta A named list of metadata, such as [png_read_meta()] returns.
+#'   Its names must be valid PNG keywords (1-79 Latin-1 characters, no
+#'   leading, trailing or double spaces). By
 #'   default the image's own metadata: `x$meta` for an `sd_image`, and for a
 #'   PNG file the text chunks it already has (copied unchanged).
 #' @param overwrite Replace `path` if it exists? If `FALSE` (the default) an
