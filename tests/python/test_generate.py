@@ -394,6 +394,9 @@ def test_settings_the_model_cannot_run_are_input_errors(gen, tmp_path):
     assert generate._steps_run("sd3", 4, 0.01) == 1  # any strength > 0 runs one
     with pytest.raises(InputError, match="clip_skip"):
         gen(clip_skip=5)  # the tiny text encoder has 2 layers
+    # Skipping every layer would leave the token embeddings: refused too.
+    with pytest.raises(InputError, match="between 0 and 1"):
+        gen(clip_skip=2)
 
 
 def test_meta_records_the_model_as_this_call_named_it(gen, api, cache_dir):

@@ -36,6 +36,11 @@ def test_dtype_is_part_of_the_key(api, cache_dir):
     a = api.load_pipeline("tiny", cache_dir=cache_dir)
     b = api.load_pipeline("tiny", cache_dir=cache_dir, dtype="bfloat16")
     assert a["key"] != b["key"]
+    # So is the fast-path mode: a bf16 copy is not the plain one.
+    plain = api.load_pipeline("tiny", cache_dir=cache_dir, optimize="none")
+    fast = api.load_pipeline("tiny", cache_dir=cache_dir, optimize="bf16")
+    assert plain["key"] != fast["key"] and fast["optimize"] == "bf16"
+    assert api.free_pipelines(fast["key"]) == 1
     assert b["dtype"] == "bfloat16"
     e = pipeline.get_entry("tiny", cache_dir=cache_dir, dtype="bfloat16")
     import torch

@@ -124,8 +124,19 @@ test_that("text without a settings line is all prompt", {
   parsed <- parse_a1111("just a prompt, nothing else")
   expect_identical(parsed$prompt, "just a prompt, nothing else")
   expect_null(parsed$steps)
-  ref <- a1111_reference_parse("a: 1, b: 2")
-  expect_identical(ref[["Prompt"]], "a: 1, b: 2")
+  # Two pairs are not a settings line, for A1111 and for us.
+  expect_identical(a1111_reference_parse("a: 1, b: 2")[["Prompt"]], "a: 1, b: 2")
+  expect_identical(parse_a1111("a: 1, b: 2")$prompt, "a: 1, b: 2")
+})
+
+test_that("a LoRA tag already in the prompt is not added again; colons are quoted", {
+  meta <- example_meta()
+  meta$prompt <- "a fox <lora:watercolour:0.8>"
+  ref <- a1111_reference_parse(meta_to_a1111(meta))
+  expect_identical(ref[["Prompt"]], "a fox <lora:watercolour:0.8>")
+  # As A1111's quote(): a colon alone is enough.
+  expect_identical(a1111_value("sd:v1"), "\"sd:v1\"")
+  expect_identical(a1111_value("sd v1"), "sd v1")
 })
 
 test_that("LoRA tags in the prompt are listed", {

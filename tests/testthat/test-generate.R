@@ -1,6 +1,7 @@
 test_that("bad arguments are classed input errors that name the argument", {
   bad <- list(
     list(prompt = ""),
+    list(prompt = "   "),
     list(prompt = NA_character_),
     list(prompt = character()),
     list(prompt = 1),
@@ -9,6 +10,9 @@ test_that("bad arguments are classed input errors that name the argument", {
     list(prompt = "a", steps = -1),
     list(prompt = "a", steps = 0),
     list(prompt = "a", width = 65),
+    list(prompt = "a", width = 20000),
+    list(prompt = "a", steps = 3e9),
+    list(prompt = "a", output_dir = ""),
     list(prompt = "a", height = 100),
     list(prompt = "a", width = NA_real_),
     list(prompt = "a", guidance_scale = NA),
@@ -100,6 +104,12 @@ test_that("seeds are checked and expanded as exact decimal strings", {
   expect_true(is.na(seed_add("18446744073709551615", 1L)))
   expect_true(seed_fits_double("9007199254740992"))
   expect_false(seed_fits_double("9007199254740993"))
+  # The batch's last seed must exist too, before Python is asked anything.
+  local_ns_mock(check_model = function(...) invisible(),
+                presets_list = function(...) list(),
+                py_call = function(...) stop("Python was reached"))
+  expect_error(sd_generate("a", seed = "18446744073709551615", n = 2),
+               "overflows the largest seed", class = "rdiffusers_error_input")
 })
 
 test_that("bit64 seeds (data.table::fread()'s big integers) keep their digits", {
@@ -417,9 +427,13 @@ test_that("images finished before an interrupt are saved and carried by the cond
 })
 
 test_that("n is capped, and a preset's steps always run one step at any strength", {
-  expect_error(sd_generate("a cat", n = 1e9), class = "rdiffusers_error_input")
-  expect_error(sd_generate(rep("a cat", 200), n = 100), "at most 10000",
-               class = "rdiffusers_error_input")
+  local({
+    # Refused before Python is reached (not after 20000 images).
+    local_ns_mock(py_call = function(...) stop("Python was reached"))
+    expect_error(sd_generate("a cat", n = 1e9), class = "rdiffusers_error_input")
+    expect_error(sd_generate(rep("a cat", 200), n = 100), "at most 10000",
+                 class = "rdiffusers_error_input")
+  })
   skip_if_no_python()
   # ceiling(1 / strength) * strength is just below 1 for 1/161: diffusers
   # would run int(161 * 0.0062...) = 0 steps.
@@ -433,6 +447,9 @@ test_that("n is capped, and a preset's steps always run one step at any strength
   # (ceiling(1 / strength) overflowed R's integers before).
   expect_error(sd_img2img(src, "a cat", model = "tiny", strength = 1e-10, progress = FALSE),
                "would need 10,000,000,000 steps", class = "rdiffusers_error_input")
+  # Up to 1000 steps are raised to; one more is refused.
+  expect_error(sd_img2img(src, "a cat", model = "tiny", strength = 1 / 1001, progress = FALSE),
+               "would need 1,001 steps", class = "rdiffusers_error_input")
 })
 
 test_that("RDIFFUSERS_TORCH_THREADS set after Python started is used by the next call", {

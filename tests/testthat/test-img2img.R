@@ -13,8 +13,9 @@ test_that("image inputs of every form become PNG files of the right size", {
   # ... which makes an integer 0/1 mask nearly black (keep all): a warning.
   m <- matrix(0L, 8, 8)
   m[3:6, 3:6] <- 1L
-  expect_warning(as_image_file(m, dir, what = "mask"), "integer array of 0s and 1s",
+  expect_warning(mi <- as_image_file(m, dir, what = "mask"), "integer array of 0s and 1s",
                  class = "rdiffusers_warning")
+  expect_identical(max(png::readPNG(mi$path)), 1 / 255)
   expect_no_warning(as_image_file(m == 1L, dir, what = "mask"))
   expect_no_warning(as_image_file(m * 255L, dir, what = "mask"))
 
@@ -133,6 +134,13 @@ test_that("a preset's steps are raised so that steps x strength runs a step", {
                "steps x strength", class = "rdiffusers_error_input")
 })
 
+test_that("a preset's strength is img2img's; inpainting repaints fully", {
+  local_ns_mock(presets_list = function(...) list(turbo = list(strength = 0.5)))
+  expect_identical(preset_strength("turbo", "img2img"), 0.5)
+  expect_null(preset_strength("turbo", "inpaint"))
+  expect_null(preset_strength("other", "img2img"))
+})
+
 test_that("a preset's scheduler is used when none is given", {
   skip_if_no_python()
   real <- presets_list
@@ -220,6 +228,18 @@ test_that("a JPEG's EXIF orientation gives the upright size", {
     "Image.new('RGB', (128, 64), (200, 30, 30)).save(%s, exif=exif.tobytes())",
     sep = "\n"), deparse(path)))
   expect_identical(rdiffusers:::image_file_size(path), c(64L, 128L))
+  # Orientations 5 to 8 turn the image a quarter; 1 to 4 do not.
+  for (orientation in 1:8) {
+    other <- withr::local_tempfile(fileext = ".jpg")
+    reticulate::py_run_string(sprintf(paste(
+      "from PIL import Image",
+      "exif = Image.Exif()",
+      "exif[0x0112] = %d",
+      "Image.new('RGB', (128, 64)).save(%s, exif=exif.tobytes())",
+      sep = "\n"), orientation, deparse(other)))
+    expect_identical(rdiffusers:::image_file_size(other),
+                     if (orientation >= 5) c(64L, 128L) else c(128L, 64L), label = orientation)
+  }
   img <- sd_img2img(path, "a fox", model = "tiny", steps = 2, strength = 0.5, seed = 1,
                     output_dir = withr::local_tempdir(), progress = FALSE)
   expect_identical(c(img$meta$width, img$meta$height), c(64L, 128L))

@@ -143,6 +143,45 @@ test_that("metadata too large to read back, or nested too deep, is refused", {
   expect_identical(nchar(png_read_meta(out)$prompt), 800L)
 })
 
+test_that("duplicated names, NA values, aliases, long keywords and zero-padded seeds", {
+  src <- local_png()
+  out <- withr::local_tempfile(fileext = ".png")
+  expect_error(png_write_meta(src, out, meta = list(seed = 1, seed = 2)), "duplicated",
+               class = "rdiffusers_error_input")
+  expect_false(file.exists(out))
+  # An NA setting is not written as the text "NA" for Pillow's readers.
+  png_write_meta(src, out, meta = list(prompt = "a cat", seed = NA_real_, steps = 20L))
+  chunks <- attr(png_read_meta(out), "chunks")
+  expect_identical(chunks[["steps"]], "20")
+  expect_false("seed" %in% names(chunks))
+  # A plain chunk and its alias: the first in the file wins.
+  ch <- tiny_png_chunks()
+  path <- write_bytes(png_bytes(ch$ihdr, rdiffusers:::png_text_chunk("steps", "20"),
+                                rdiffusers:::png_text_chunk("num_inference_steps", "30"),
+                                ch$idat, ch$iend))
+  expect_identical(png_read_meta(path)$steps, 20L)
+  # A keyword of 80 characters is none (PNG allows 79): the chunk is skipped.
+  long <- rdiffusers:::png_chunk("tEXt", c(charToRaw(strrep("k", 80)), as.raw(0), charToRaw("v")))
+  path <- write_bytes(png_bytes(ch$ihdr, long, ch$idat, ch$iend))
+  expect_warning(meta <- png_read_meta(path), "no valid keyword",
+                 class = "rdiffusers_warning_metadata")
+  expect_length(meta, 0)
+  # Seeds keep every digit, without leading zeros.
+  expect_identical(as_seed("0018446744073709551615"), "18446744073709551615")
+  expect_identical(as_seed("007"), 7)
+})
+
+test_that("a truncated source PNG is refused, and nothing is written", {
+  src <- local_png()
+  bytes <- readBin(src, "raw", file.size(src))
+  cut <- withr::local_tempfile(fileext = ".png")
+  writeBin(bytes[seq_len(length(bytes) - 12)], cut)   # without IEND
+  out <- withr::local_tempfile(fileext = ".png")
+  expect_error(png_write_meta(cut, out, meta = list(seed = 1)), "truncated",
+               class = "rdiffusers_error_file")
+  expect_false(file.exists(out))
+})
+
 test_that("a keyword that occurs twice reads as its last text, as in Pillow", {
   ch <- tiny_png_chunks()
   path <- write_bytes(png_bytes(ch$ihdr, rdiffusers:::png_text_chunk("seed", "1"), ch$idat,

@@ -240,6 +240,13 @@ test_that("LoRAs are checked by hash, applied for the call, and the model's own 
   expect_identical(sd_loras("tiny")$name, "other")
   sd_unload_lora(model = "tiny")
 
+  # The same LoRA at another scale runs at the recorded one, and is put back.
+  sd_load_lora(lora, scale = 0.2, adapter_name = "style", model = "tiny")
+  out <- sd_reproduce(img$path, output_dir = dir)
+  expect_true(out$identical)
+  expect_identical(sd_loras("tiny")$scale, 0.2)
+  sd_unload_lora(model = "tiny")
+
   # A changed file is refused rather than silently producing something else.
   file.copy(test_lora("repro-changed", seed = 7), lora, overwrite = TRUE)
   expect_error(sd_reproduce(img$path, output_dir = dir), class = "rdiffusers_error_reproduce")
@@ -410,6 +417,11 @@ test_that("settings the image's task does not use are refused, not recorded", {
   expect_error(sd_reproduce(img$path, image = img), "not used",
                class = "rdiffusers_error_input")
   expect_error(sd_reproduce(img$path, mask = img), "not used",
+               class = "rdiffusers_error_input")
+  # img2img takes an image but no mask.
+  i2i <- sd_img2img(img, "a lighthouse", strength = 0.5, steps = 2, seed = 1, model = "tiny",
+                    output_dir = withr::local_tempdir(), progress = FALSE)
+  expect_error(sd_reproduce(i2i, image = img, mask = img), "`mask` is not used",
                class = "rdiffusers_error_input")
 })
 
