@@ -35,7 +35,8 @@
 #'   (`steps`, `guidance_scale`, `width`, `height`, `scheduler`, `seed`,
 #'   `prompt`, `negative_prompt`, `strength`, `clip_skip`, `device`, `dtype`,
 #'   `optimize`, `model`; another `model` runs the recorded sampler with its
-#'   own scheduler configuration). They are recorded in the new file under
+#'   own scheduler configuration, while a local model that has moved, its
+#'   files unchanged, is the same model). They are recorded in the new file under
 #'   `reproduced_from`. With overrides the pixels are not expected to match.
 #'   `NULL` means what it means for [sd_generate()]: `seed = NULL` a random
 #'   seed, `negative_prompt = NULL` none, `steps = NULL` the model's default.
@@ -116,8 +117,9 @@ sd_reproduce <- function(path, ..., image = NULL, mask = NULL, loras = NULL,
   differences <- rbind(differences, inputs$differences)
 
   # A new model is loaded at its default revision, variant and config, not
-  # the recorded ones.
-  same_model <- is.null(overrides$model)
+  # the recorded ones; the same local files moved elsewhere (another
+  # machine) are the same model.
+  same_model <- is.null(overrides$model) || same_local_model(overrides$model, meta)
   load_args <- rlang::exec(check_dots_load, !!!compact(list(
     revision = if (same_model && identical(meta$model_source, "hub")) meta$model_revision,
     variant = if (same_model) meta$model_variant,
@@ -126,7 +128,7 @@ sd_reproduce <- function(path, ..., image = NULL, mask = NULL, loras = NULL,
     clip_skip = settings$clip_skip, trusted = if (trusted) TRUE
   )))
   model <- reproduce_model(meta, overrides)
-  check_model_revision(model, meta, overrides, load_args)
+  check_model_revision(model, meta, same_model, load_args)
 
   restore <- swap_loras(model, meta$loras, load_args, trusted = trusted)
   on.exit(restore(), add = TRUE)
@@ -363,13 +365,22 @@ reproduce_model <- function(meta, overrides) {
   if (identical(meta$model_source, "tiny")) meta$model else meta$model_id %||% meta$model
 }
 
+# Whether `model` is a local copy of the recorded local model: the same
+# content, wherever it is now.
+same_local_model <- function(model, meta) {
+  isTRUE(meta$model_source %in% c("dir", "file")) && rlang::is_string(model) &&
+    file.exists(model) && identical(
+      py_call("content_revision", absolute_path(model)), meta$model_revision
+    )
+}
+
 # Local weights must be the ones that made the image.
-check_model_revision <- function(model, meta, overrides, load_args, call = caller_env()) {
-  if (!is.null(overrides$model) || identical(meta$model_source, "hub")) return(invisible())
+check_model_revision <- function(model, meta, same_model, load_args, call = caller_env()) {
+  if (!same_model || identical(meta$model_source, "hub")) return(invisible())
   if (meta$model_source %in% c("dir", "file") && !file.exists(model)) {
     sd_abort(
       c("The model that made this image, {.file {model}}, is not there any more.",
-        i = "If it moved, give its new path as {.arg model}: the pixels are then compared, the files not checked."),
+        i = "If it moved, give its new path as {.arg model}."),
       class = "rdiffusers_error_reproduce", call = call
     )
   }

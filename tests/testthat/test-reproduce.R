@@ -409,6 +409,26 @@ test_that("a local model whose configuration changed is not taken for the one us
                class = "rdiffusers_error_reproduce")
 })
 
+test_that("a local model moved elsewhere, files unchanged, is the same model", {
+  skip_if_no_python()
+  dir <- file.path(withr::local_tempdir(), "model")
+  dir.create(dir)
+  file.copy(list.files(sd_load_model("tiny")$model_path, full.names = TRUE), dir,
+            recursive = TRUE)
+  img <- sd_generate("a fox", model = dir, width = 64, height = 64, steps = 3, seed = 5,
+                     output_dir = withr::local_tempdir(), progress = FALSE)
+  sd_free(dir)
+  moved <- file.path(dirname(dir), "moved")
+  file.rename(dir, moved)
+  # Its recorded scheduler configuration is used, as for the model itself.
+  local_ns_mock(recorded_sampler = function(...) stop("taken for another model"))
+  out <- sd_reproduce(img$path, model = moved, output_dir = withr::local_tempdir())
+  expect_true(out$identical)
+  expect_identical(out$differences$what, "model")
+  expect_identical(out$image$meta$model_revision, img$meta$model_revision)
+  sd_free(moved)
+})
+
 test_that("settings the image's task does not use are refused, not recorded", {
   skip_if_no_python()
   img <- tiny_image()

@@ -21,7 +21,7 @@ from . import tiny as _tiny
 __all__ = [
     "versions", "devices", "presets", "schedulers", "tiny_model", "tiny_single_file",
     "load_pipeline", "cached_pipelines", "free_pipelines", "free_model", "generate",
-    "pixel_hash", "file_sha256",
+    "pixel_hash", "file_sha256", "content_revision",
 ]
 
 
@@ -161,6 +161,16 @@ def generate(model, prompt, negative_prompt, seeds, out_paths, width, height,
                          clip_skip=clip_skip, strength=strength, image=image,
                          mask=mask, keep_unmasked=keep_unmasked,
                          callback=callback, also_steps=also_steps, **load_args)
+
+
+def content_revision(path):
+    """The revision a local model records ("sha256:<hex>"): of a checkpoint
+    file's bytes, or of the files a diffusers directory's pipeline reads.
+    None when path is neither."""
+    import os
+    if not (os.path.isfile(path) or os.path.isfile(os.path.join(path, "model_index.json"))):
+        return None
+    return _pipeline.content_revision(path)
 
 
 def file_sha256(path):
