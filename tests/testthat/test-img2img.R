@@ -220,26 +220,23 @@ test_that("txt2img, img2img and inpaint share one cached pipeline", {
 
 test_that("a JPEG's EXIF orientation gives the upright size", {
   skip_if_no_python()
-  path <- withr::local_tempfile(fileext = ".jpg")
-  reticulate::py_run_string(sprintf(paste(
-    "from PIL import Image",
-    "exif = Image.Exif()",
-    "exif[0x0112] = 6",
-    "Image.new('RGB', (128, 64), (200, 30, 30)).save(%s, exif=exif.tobytes())",
-    sep = "\n"), deparse(path)))
-  expect_identical(rdiffusers:::image_file_size(path), c(64L, 128L))
-  # Orientations 5 to 8 turn the image a quarter; 1 to 4 do not.
-  for (orientation in 1:8) {
-    other <- withr::local_tempfile(fileext = ".jpg")
+  # A 128 x 64 JPEG written by Pillow with the given EXIF orientation.
+  jpeg <- function(orientation) {
+    path <- withr::local_tempfile(fileext = ".jpg", .local_envir = parent.frame())
     reticulate::py_run_string(sprintf(paste(
       "from PIL import Image",
       "exif = Image.Exif()",
       "exif[0x0112] = %d",
-      "Image.new('RGB', (128, 64)).save(%s, exif=exif.tobytes())",
-      sep = "\n"), orientation, deparse(other)))
-    expect_identical(rdiffusers:::image_file_size(other),
+      "Image.new('RGB', (128, 64), (200, 30, 30)).save(%s, exif=exif.tobytes())",
+      sep = "\n"), orientation, deparse(path)))
+    path
+  }
+  # Orientations 5 to 8 turn the image a quarter; 1 to 4 do not.
+  for (orientation in 1:8) {
+    expect_identical(rdiffusers:::image_file_size(jpeg(orientation)),
                      if (orientation >= 5) c(64L, 128L) else c(128L, 64L), label = orientation)
   }
+  path <- jpeg(6)
   img <- sd_img2img(path, "a fox", model = "tiny", steps = 2, strength = 0.5, seed = 1,
                     output_dir = withr::local_tempdir(), progress = FALSE)
   expect_identical(c(img$meta$width, img$meta$height), c(64L, 128L))

@@ -388,10 +388,7 @@ test_that("single-file images reproduce with their recorded config; pickle ones 
 
 test_that("a local model whose configuration changed is not taken for the one used", {
   skip_if_no_python()
-  dir <- file.path(withr::local_tempdir(), "model")
-  dir.create(dir)
-  file.copy(list.files(sd_load_model("tiny")$model_path, full.names = TRUE), dir,
-            recursive = TRUE)
+  dir <- local_model_copy()
   img <- sd_generate("a fox", model = dir, width = 64, height = 64, steps = 2, seed = 5,
                      output_dir = withr::local_tempdir(), progress = FALSE)
   cfg <- file.path(dir, "scheduler", "scheduler_config.json")
@@ -411,10 +408,7 @@ test_that("a local model whose configuration changed is not taken for the one us
 
 test_that("a local model moved elsewhere, files unchanged, is the same model", {
   skip_if_no_python()
-  dir <- file.path(withr::local_tempdir(), "model")
-  dir.create(dir)
-  file.copy(list.files(sd_load_model("tiny")$model_path, full.names = TRUE), dir,
-            recursive = TRUE)
+  dir <- local_model_copy()
   img <- sd_generate("a fox", model = dir, width = 64, height = 64, steps = 3, seed = 5,
                      output_dir = withr::local_tempdir(), progress = FALSE)
   sd_free(dir)
