@@ -103,22 +103,22 @@ test_that("the pixels decide: a copy re-saved as RGBA or without a pixel hash st
   skip_if_no_python()
   img <- tiny_image()
   dir <- withr::local_tempdir()
+  # `pixels` saved as `name`, with metadata `meta`: what an editor writes.
+  resave <- function(pixels, name, meta = png_read_meta(img$path)) {
+    bare <- file.path(dir, paste0(name, "-bare.png"))
+    png::writePNG(pixels, bare)
+    png_write_meta(bare, file.path(dir, paste0(name, ".png")), meta = meta)
+  }
   pixels <- png::readPNG(img$path)
   rgba <- array(1, c(dim(pixels)[1:2], 4))
   rgba[, , 1:3] <- pixels
   # An opaque alpha channel added by an editor: the same image.
-  png::writePNG(rgba, file.path(dir, "rgba-bare.png"))
-  opaque <- png_write_meta(file.path(dir, "rgba-bare.png"), file.path(dir, "rgba.png"),
-                           meta = png_read_meta(img$path))
-  out <- sd_reproduce(opaque, output_dir = dir)
+  out <- sd_reproduce(resave(rgba, "rgba"), output_dir = dir)
   expect_true(out$identical)
   expect_identical(out$pixels$differing, 0L)
   # One pixel made half transparent is one pixel that differs.
   rgba[3, 5, 4] <- 0.5
-  png::writePNG(rgba, file.path(dir, "alpha-bare.png"))
-  seethrough <- png_write_meta(file.path(dir, "alpha-bare.png"), file.path(dir, "alpha.png"),
-                               meta = png_read_meta(img$path))
-  out <- sd_reproduce(seethrough, output_dir = dir)
+  out <- sd_reproduce(resave(rgba, "alpha"), output_dir = dir)
   expect_false(out$identical)
   expect_identical(out$pixels$differing, 1L)
   expect_match(format(out)[[1]], "1 pixel differs")
@@ -126,15 +126,11 @@ test_that("the pixels decide: a copy re-saved as RGBA or without a pixel hash st
   # No recorded pixel hash: an unchanged file is identical, a changed one not.
   meta <- img$meta
   meta$pixel_sha256 <- NULL
-  nohash <- png_write_meta(img$path, file.path(dir, "nohash.png"), meta = meta)
-  out <- sd_reproduce(nohash, output_dir = dir)
+  out <- sd_reproduce(resave(pixels, "nohash", meta), output_dir = dir)
   expect_true(out$identical)
   expect_match(format(out)[[1]], "Bit-identical")
   pixels[1, 1, 1] <- 1 - pixels[1, 1, 1]
-  png::writePNG(pixels, file.path(dir, "edited-bare.png"))
-  edited <- png_write_meta(file.path(dir, "edited-bare.png"), file.path(dir, "edited.png"),
-                           meta = meta)
-  out <- sd_reproduce(edited, output_dir = dir)
+  out <- sd_reproduce(resave(pixels, "edited", meta), output_dir = dir)
   expect_false(out$identical)
   expect_identical(out$pixels$differing, 1L)
 })
