@@ -77,13 +77,12 @@ sd_install <- function(envname = "r-rdiffusers", ..., torch_index = NULL,
         class = "rdiffusers_error_install"
       )
     }
-    home <- normalizePath("~", winslash = "/", mustWork = FALSE)
     target <- normalizePath(dir, winslash = "/", mustWork = FALSE)
-    if (target %in% c(home, dirname(home), "/") || dirname(target) == target) {
+    if (protected_dir(target)) {
       sd_abort("Will not delete {.file {dir}}: it is not an environment folder.",
                class = "rdiffusers_error_install")
     }
-    running <- if (reticulate::py_available(initialize = FALSE)) py_exe_quiet()
+    running <- running_python()
     if (rlang::is_string(running) && !is.na(running) &&
         startsWith(normalizePath(running, winslash = "/", mustWork = FALSE), paste0(target, "/"))) {
       sd_abort(
@@ -176,6 +175,17 @@ sd_install <- function(envname = "r-rdiffusers", ..., torch_index = NULL,
 }
 
 marker_file <- function(dir) file.path(dir, "rdiffusers-env.txt")
+
+# Folders never deleted, whatever marker they hold: home, its parent, a root.
+protected_dir <- function(target) {
+  home <- normalizePath("~", winslash = "/", mustWork = FALSE)
+  target %in% c(home, dirname(home), "/") || dirname(target) == target
+}
+
+# The executable of the Python running in this session, or NULL.
+running_python <- function() {
+  if (reticulate::py_available(initialize = FALSE)) py_exe_quiet()
+}
 
 write_marker <- function(dir) {
   writeLines(c(

@@ -140,6 +140,65 @@ test_that("an existing environment with too old a Python is refused before pip r
                class = "rdiffusers_error_install")
 })
 
+test_that("torch comes from torch_index, the other pins from the default index", {
+  skip_on_os("windows")
+  root <- withr::local_tempdir()
+  withr::local_envvar(WORKON_HOME = root, RETICULATE_VIRTUALENV_ROOT = root,
+                      RDIFFUSERS_PYTHON = NA, RETICULATE_PYTHON = NA)
+  log <- file.path(root, "pip.log")
+  # A stand-in Python whose venv and pip succeed, pip writing its arguments.
+  py <- file.path(root, "python")
+  writeLines(c(
+    "#!/bin/sh",
+    "case \"$*\" in *sys.version_info*) echo True; exit 0 ;; esac",
+    "if [ \"$1\" = \"-m\" ] && [ \"$2\" = \"venv\" ]; then",
+    "  mkdir -p \"$3/bin\" && cp \"$0\" \"$3/bin/python\"; exit 0",
+    "fi",
+    sprintf("[ \"$1\" = \"-m\" ] && [ \"$2\" = \"pip\" ] && echo \"$*\" >> %s", shQuote(log)),
+    "exit 0"
+  ), py)
+  Sys.chmod(py, "755")
+  sd_install("rec", python = py, torch_index = "https://example.org/whl/cpu", quiet = TRUE)
+  calls <- readLines(log)
+  torch <- grep("torch==", calls, value = TRUE)
+  expect_length(torch, 1)
+  expect_match(torch, "--index-url https://example.org/whl/cpu", fixed = TRUE)
+  others <- grep("diffusers==", calls, value = TRUE)
+  expect_length(others, 1)
+  expect_false(grepl("--index-url", others, fixed = TRUE))
+  expect_true(is_our_venv(file.path(root, "rec")))
+})
+
+test_that("fresh = TRUE never deletes home, the root, or the running Python's environment", {
+  home <- normalizePath("~", winslash = "/", mustWork = FALSE)
+  for (dir in c(home, dirname(home), "/")) expect_true(protected_dir(dir), label = dir)
+  expect_false(protected_dir(file.path(tempdir(), "env")))
+  # The environment this session's Python runs from, though marked as ours.
+  root <- withr::local_tempdir()
+  withr::local_envvar(WORKON_HOME = root, RETICULATE_VIRTUALENV_ROOT = root)
+  env <- file.path(root, "running")
+  dir.create(file.path(env, "bin"), recursive = TRUE)
+  file.create(file.path(env, "bin", "python"))
+  write_marker(env)
+  local_ns_mock(running_python = function() file.path(env, "bin", "python"))
+  expect_error(sd_install("running", fresh = TRUE, quiet = TRUE), "Python runs from it",
+               class = "rdiffusers_error_install")
+  expect_true(file.exists(file.path(env, "bin", "python")))
+})
+
+test_that("a folder holding only hidden files is not empty: never built into", {
+  root <- withr::local_tempdir()
+  withr::local_envvar(WORKON_HOME = root, RETICULATE_VIRTUALENV_ROOT = root)
+  dir <- file.path(root, "dotted")
+  dir.create(file.path(dir, ".git"), recursive = TRUE)
+  skip_on_os("windows")
+  # (A stand-in Python: were the folder taken for empty, nothing real runs.)
+  expect_error(sd_install(dir, python = fake_python(root), quiet = TRUE),
+               "not a Python environment", class = "rdiffusers_error_install")
+  expect_false(is_our_venv(dir))
+  expect_identical(list.files(dir, all.files = TRUE, no.. = TRUE), ".git")
+})
+
 test_that("a real install creates a marked env with the pinned stack", {
   skip_if_not(identical(Sys.getenv("RDIFFUSERS_TEST_INSTALL"), "true"),
               "set RDIFFUSERS_TEST_INSTALL=true to run a real install")
