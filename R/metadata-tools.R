@@ -65,11 +65,18 @@ normalize_comfyui <- function(graph) {
     }
     NULL
   }
+  # A setting given by another node (a PrimitiveInt, a seed node) is a
+  # link to it: its value is that node's.
+  primitive_keys <- c("value", "int", "float", "number", "string")
   find_input <- function(link, keys, depth = 0) {
     node <- linked(link)
     if (is.null(node) || depth > 20) return(NULL)
     for (key in keys) {
-      if (!is.null(node$inputs[[key]]) && !is.list(node$inputs[[key]])) return(node$inputs[[key]])
+      value <- node$inputs[[key]]
+      if (is.null(value)) next
+      if (!is.list(value)) return(value)
+      found <- find_input(value, c(key, primitive_keys), depth + 1)
+      if (!is.null(found)) return(found)
     }
     for (value in node$inputs) {
       if (is.list(value)) {
@@ -79,10 +86,8 @@ normalize_comfyui <- function(graph) {
     }
     NULL
   }
-  # A setting given by another node (a PrimitiveInt, a seed node) is a
-  # link to it: its value is that node's.
   setting <- function(x, keys) {
-    if (is.list(x)) find_input(x, c(keys, "value", "int", "float", "number", "string")) else x
+    if (is.list(x)) find_input(x, c(keys, primitive_keys)) else x
   }
   compact_meta(list(
     prompt = find_text(inputs$positive),

@@ -17,3 +17,16 @@ local_ns_mock <- function(..., .env = parent.frame()) {
   }
   invisible()
 }
+
+# The messages of class `class` that `expr` signals (muffled). testthat
+# 3.1.6's expect_no_message() lets messages through without failing.
+messages_of <- function(expr, class = "message") {
+  got <- character()
+  withCallingHandlers(expr, message = function(m) {
+    if (inherits(m, class)) {
+      got <<- c(got, conditionMessage(m))
+      invokeRestart("muffleMessage")
+    }
+  })
+  got
+}

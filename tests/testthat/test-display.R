@@ -61,6 +61,27 @@ test_that("images with alpha or grey channels still come back as RGB", {
   expect_identical(dim(as.array(img)), c(4L, 5L, 3L))
 })
 
+test_that("grey images with transparency come back as RGB, their alpha kept apart", {
+  path <- withr::local_tempfile(fileext = ".png")
+  grey <- matrix(seq(0, 1, length.out = 20), 4, 5)
+  png::writePNG(array(c(grey, matrix(0.5, 4, 5)), c(4, 5, 2)), path)
+  img <- structure(list(path = path, meta = list()), class = "sd_image")
+  a <- as.array(img)
+  expect_identical(dim(a), c(4L, 5L, 3L))
+  expect_equal(a[, , 2], grey, tolerance = 1 / 255)
+  rgba <- read_png_array(path, alpha = TRUE)
+  expect_equal(rgba[, , 4], matrix(0.5, 4, 5), tolerance = 1 / 255)
+})
+
+test_that("several images are laid out in rows of ncol", {
+  imgs <- new_sd_images(list(local_png_image(col = c(1, 0, 0)), local_png_image(col = c(0, 1, 0)),
+                             local_png_image(col = c(0, 0, 1))))
+  px <- plot_pixels(imgs, ncol = 2, labels = c("", "", ""), width = 200, height = 200)
+  # Three images in two columns: the blue one starts the second row.
+  bottom_left <- px[101:200, 1:100, ]
+  expect_gt(colour_share(bottom_left, c(0, 0, 1)), 0.05)
+})
+
 test_that("a missing image file is a file error", {
   img <- structure(list(path = tempfile(fileext = ".png"), meta = list()), class = "sd_image")
   expect_error(as.array(img), class = "rdiffusers_error_file")
@@ -140,6 +161,8 @@ test_that("knit_print() includes the image as a figure of the chunk", {
   img3 <- local_png_image(col = c(0, 1, 0))
   out1 <- knit_print.sd_image(img2, options = opts)
   out3 <- knit_print.sd_image(img3, options = opts)
+  # Printed again (a document knitted again): the copy, not the temporary file.
+  expect_identical(dirname(as.character(out1)), normalizePath(file.path(dir, "figure"), mustWork = FALSE))
   copies <- list.files(file.path(dir, "figure"), full.names = TRUE)
   expect_length(copies, 3)
   expect_setequal(unname(tools::md5sum(copies)),

@@ -114,6 +114,12 @@ test_that("long prompts are truncated in print", {
   img <- new_sd_image(path, list(prompt = strrep("word ", 100), seed = 1, model = "tiny"))
   expect_lt(nchar(format(img)), 200)
   expect_match(format(img), "...", fixed = TRUE)
+  # Cut to the console's width less 50 columns for the rest of the line.
+  withr::local_options(width = 80)
+  shown <- sub('^<sd_image> "(.*)" \\|.*$', "\\1", format(img))
+  expect_identical(shown, paste0(substr(strrep("word ", 100), 1, 27), "..."))
+  header <- format(new_sd_images(list(img)))[[1]]
+  expect_identical(header, "<sd_images> 1 image")
 })
 
 test_that("as.data.frame() lists images one per row, with typed columns", {

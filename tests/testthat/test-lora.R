@@ -18,6 +18,15 @@ test_that("LoRA arguments are checked in R before Python starts", {
   expect_error(sd_load_lora(lora, stepz = 2), class = "rdiffusers_error_input")
   expect_error(sd_lora_scale("a", c(1, 2)), class = "rdiffusers_error_input")
   expect_error(sd_lora_scale("a", NA_real_), class = "rdiffusers_error_input")
+  expect_error(sd_lora_scale("a", Inf), "finite", class = "rdiffusers_error_input")
+  expect_error(sd_lora_scale(c("a", "a"), c(1, 2)), "duplicates", class = "rdiffusers_error_input")
+  # File types are told by extension, whatever its case.
+  upper <- file.path(withr::local_tempdir(), "STYLE.SAFETENSORS")
+  writeLines("x", upper)
+  expect_identical(check_lora_path(upper, trusted = FALSE), normalizePath(upper, winslash = "/"))
+  # A relative path reaches Python as the full one.
+  expect_identical(withr::with_dir(dirname(upper), check_lora_path("STYLE.SAFETENSORS", FALSE)),
+                   normalizePath(upper, winslash = "/"))
   expect_error(sd_unload_lora("bad name"), class = "rdiffusers_error_input")
 })
 

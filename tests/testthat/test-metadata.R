@@ -113,6 +113,13 @@ test_that("overwriting keeps the file's permissions and writes through a symlink
   # Overwriting it writes its target, as for any link.
   png_write_meta(src, dangling, meta = list(seed = 5), overwrite = TRUE)
   expect_identical(Sys.readlink(dangling), file.path(dir, "gone.png"))
+  # A relative link points from its own folder, not the working directory.
+  relative <- file.path(dir, "relative.png")
+  file.symlink("gone-too.png", relative)
+  withr::with_dir(withr::local_tempdir(),
+                  png_write_meta(src, relative, meta = list(seed = 6), overwrite = TRUE))
+  expect_true(file.exists(file.path(dir, "gone-too.png")))
+  expect_identical(png_read_meta(relative)$seed, 6)
   expect_identical(png_read_meta(file.path(dir, "gone.png"))$seed, 5)
 })
 
@@ -388,7 +395,7 @@ test_that("other tools' files are recognised and their settings read", {
     list(ot("Fooocus", "fooocus1_cropped.png"), "fooocus",
          list(prompt = "a smiling goldfish", seed = "6952411511246973023", steps = 30L,
               guidance_scale = 4, width = 768L, height = 1280L,
-              model = "juggernautXL_v8Rundiffusion")),
+              model = "juggernautXL_v8Rundiffusion", clip_skip = 1L)),
     list(ot("InvokeAI", "invokeai_imeta1.png"), "invokeai",
          list(prompt = "digital artwork, oil painting. painterly brushstrokes, holidays,",
               seed = 3293022630, steps = 35L, guidance_scale = 8, width = 1024L,
@@ -422,7 +429,8 @@ test_that("SwarmUI parameters are read", {
     '{"sui_image_params": {"prompt": "a red fox, snow", "negativeprompt": "blurry", ',
     '"model": "OfficialStableDiffusion/sd_xl_base_1.0", "seed": 1234567890123, ',
     '"steps": 30, "cfgscale": 6.5, "width": 1024, "height": 768, "sampler": "euler", ',
-    '"scheduler": "karras", "swarm_version": "0.9.2"}, "sui_extra_data": {"date": "2024-01-01"}}'
+    '"scheduler": "karras", "clipstopatlayer": -2, "initimagecreativity": 0.6, ',
+    '"swarm_version": "0.9.2"}, "sui_extra_data": {"date": "2024-01-01"}}'
   )
   src <- local_png()
   ch <- tiny_png_chunks()
@@ -434,6 +442,15 @@ test_that("SwarmUI parameters are read", {
   expect_identical(meta$seed, 1234567890123)
   expect_identical(meta$guidance_scale, 6.5)
   expect_identical(meta$height, 768L)
+  # SwarmUI counts CLIP layers from the end, negatively: -2 skips one.
+  expect_identical(meta$clip_skip, 1L)
+  expect_identical(meta$strength, 0.6)
+})
+
+test_that("InvokeAI 2 negative groups are all kept", {
+  split <- invoke_split_prompt("a cat [blurry] on a mat [ugly, bad]")
+  expect_identical(split$prompt, "a cat on a mat")
+  expect_identical(split$negative, "blurry, ugly, bad")
 })
 
 test_that("a corrupt typed chunk falls back to the other chunks with a warning", {
@@ -515,7 +532,14 @@ test_that("ComfyUI settings fed from other nodes (primitives, seed nodes) are fo
     `21` = list(class_type = "Seed (rgthree)", inputs = list(seed = 777)),
     `22` = list(class_type = "PrimitiveInt", inputs = list(value = 25L))
   )
+  # The first sampler is the one with the lowest id, whatever the JSON order;
+  # a size can come from a primitive too.
+  graph$`10` <- list(class_type = "KSampler", inputs = list(seed = 1, steps = 99L))
+  graph <- graph[c("10", setdiff(names(graph), "10"))]
+  graph$`5`$inputs$width <- link("23")
+  graph$`23` <- list(class_type = "PrimitiveInt", inputs = list(value = 640L))
   meta <- normalize_comfyui(graph)
+  expect_identical(meta$width, 640L)
   expect_identical(meta$prompt, "a linked prompt")
   expect_identical(meta$negative_prompt, "blurry")
   expect_equal(meta$seed, 777)

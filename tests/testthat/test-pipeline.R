@@ -45,6 +45,20 @@ test_that("load options are checked in R", {
   expect_error(sd_load_model("tiny", revision = NA_character_), class = "rdiffusers_error_input")
   expect_error(sd_load_model(c("a", "b")), class = "rdiffusers_error_input")
   expect_error(sd_free(3), class = "rdiffusers_error_input")
+  # What the docs offer passes.
+  for (device in c("auto", "cpu", "mps", "cuda", "cuda:1")) {
+    expect_identical(check_load_args(list(device = device))$device, device)
+  }
+  expect_identical(check_load_args(list(dtype = "bfloat16"))$dtype, "bfloat16")
+  expect_error(check_load_args(list(device = "cuda:x")), class = "rdiffusers_error_input")
+})
+
+test_that("a local model folder given by its bare name is a path, not an unknown preset", {
+  dir <- withr::local_tempdir()
+  dir.create(file.path(dir, "mymodel"))
+  local_ns_mock(presets_list = function(...) list(tiny = list()))
+  withr::with_dir(dir, expect_identical(check_model("mymodel"), "mymodel"))
+  expect_error(check_model("mymodel"), "Unknown model", class = "rdiffusers_error_model")
 })
 
 test_that("presets and schedulers come from the helper", {

@@ -237,3 +237,54 @@ test_that("RDIFFUSERS_PYTHON wins over RETICULATE_PYTHON, as documented", {
   expect_true(got$usable)
   expect_identical(got$reticulate_python, others[[1]])   # set back afterwards
 })
+
+test_that("a failed choice of Python is tried again next time; a good one is kept", {
+  old <- the$py_choice
+  withr::defer(the$py_choice <- old)
+  the$py_choice <- NULL
+  tries <- 0L
+  local_ns_mock(py_choose_impl = function(install) {
+    tries <<- tries + 1L
+    list(ok = tries > 1, how = "test", python = NA_character_)
+  })
+  expect_false(py_choose(install = FALSE)$ok)
+  expect_null(the$py_choice)
+  expect_true(py_choose()$ok)
+  expect_true(py_choose()$ok)
+  expect_identical(tries, 2L)
+})
+
+test_that("sd_available() is FALSE for a Python without the stack", {
+  local_ns_mock(py_choose = function(...) list(ok = TRUE, python = "/x/bin/python"),
+                missing_py_stack = function() "torch")
+  expect_false(sd_available())
+})
+
+test_that("environment variables set in R after Python started reach it before a call", {
+  skip_if_no_python()
+  py_helper()
+  environ <- reticulate::import("os")$environ
+  withr::local_envvar(HF_HUB_OFFLINE = "1")
+  sync_py_env()
+  expect_identical(environ$get("HF_HUB_OFFLINE"), "1")
+  Sys.setenv(HF_HUB_OFFLINE = "0")
+  sync_py_env()
+  expect_identical(environ$get("HF_HUB_OFFLINE"), "0")
+  Sys.unsetenv("HF_HUB_OFFLINE")
+  sync_py_env()
+  expect_null(environ$get("HF_HUB_OFFLINE"))
+})
+
+test_that("torch's compile cache goes to rdiffusers' cache unless the user chose one", {
+  skip_if_not_installed_ci("callr")
+  got <- r_fresh(function() {
+    Sys.setenv(TORCHINDUCTOR_CACHE_DIR = "/my/cache")
+    rdiffusers:::use_cache_for_torch()
+    mine <- Sys.getenv("TORCHINDUCTOR_CACHE_DIR")
+    Sys.unsetenv("TORCHINDUCTOR_CACHE_DIR")
+    rdiffusers:::use_cache_for_torch()
+    c(mine, Sys.getenv("TORCHINDUCTOR_CACHE_DIR"))
+  }, python = "")
+  expect_identical(got[[1]], "/my/cache")
+  expect_match(got[[2]], "torchinductor$")
+})

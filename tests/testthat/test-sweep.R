@@ -42,6 +42,30 @@ test_that("a step count the model cannot run stops the sweep before its first im
                   "sd_image")
 })
 
+test_that("a sweep of exactly the most images allowed is not refused", {
+  local_ns_mock(sd_generate = function(...) rlang::abort("first cell", class = "test_cell"))
+  expect_error(sd_sweep("a", seed = 1:100, guidance_scale = 1:100, output_dir = withr::local_tempdir(),
+                        progress = FALSE), class = "test_cell")
+})
+
+test_that("single values are labelled with what was used; a finished sweep says nothing", {
+  skip_if_no_python()
+  labels <- NULL
+  real <- write_sweep_grid
+  local_ns_mock(write_sweep_grid = function(images, ncol, col_labels, ...) {
+    labels <<- col_labels
+    real(images, ncol, col_labels, ...)
+  })
+  said <- messages_of(
+    sw <- sd_sweep("a", model = "tiny", seed = 1, steps = 2, width = 64, height = 64,
+                   output_dir = withr::local_tempdir(), progress = FALSE)
+  )
+  expect_length(said, 0)
+  # The guidance left NULL is the model's default, and says so.
+  expect_identical(labels, axis_label("guidance_scale", sw$images[[1]]$meta$guidance_scale))
+  expect_match(labels, "[0-9]")
+})
+
 test_that("a grid too large for the model's size stops after the first cell", {
   skip_if_no_python()
   out <- withr::local_tempdir()
