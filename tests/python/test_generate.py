@@ -103,9 +103,37 @@ def test_scheduler_per_call_does_not_leak_and_config_reproduces(gen, cache_dir):
     assert sha(again) == sha(other)
 
 
-def test_long_prompt_warns_on_clip_models(gen):
+def test_long_prompt_warns_on_clip_models(gen, cache_dir):
     res = gen(prompt=" ".join(["word"] * 100))
     assert len(res[0]["warnings"]) == 1 and "77" in res[0]["warnings"][0]
+    # A prompt that, with the start and end tokens, fills CLIP's 77 exactly
+    # is read whole; one token more is cut off.
+    tok = pipeline.get_entry("tiny", cache_dir=cache_dir).pipe.tokenizer
+
+    def tokens(text):
+        return len(tok(text, truncation=False, verbose=False)["input_ids"])
+    words = ["a"]
+    while tokens(" ".join(words)) < 77:
+        words.append("a")
+    assert tokens(" ".join(words)) == 77
+    assert gen(prompt=" ".join(words))[0]["warnings"] == []
+    assert len(gen(prompt=" ".join(words + ["a"]))[0]["warnings"]) == 1
+    # The negative prompt is checked too.
+    neg = gen(negative_prompt=" ".join(["word"] * 100))[0]["warnings"]
+    assert len(neg) == 1 and "negative prompt" in neg[0]
+
+
+def test_impossible_strength_and_sizes_are_input_errors(gen, tmp_path):
+    first = gen()
+    with pytest.raises(InputError, match="strength"):
+        gen(task="img2img", image=first[0]["path"], strength=1.5)
+    with pytest.raises(InputError, match="width and height"):
+        gen(height=0)
+    # An input narrower than the model's factor is widened to it.
+    narrow = tmp_path / "narrow.png"
+    Image.new("RGB", (4, 16), (200, 10, 10)).save(narrow)
+    res = gen(task="img2img", image=str(narrow), width=None, height=None, strength=0.5)
+    assert (res[0]["meta"]["width"], res[0]["meta"]["height"]) == (8, 16)
 
 
 def test_sd3_sends_full_prompt_to_t5(gen):
@@ -473,3 +501,20 @@ def test_an_image_that_cannot_be_written_is_a_file_error(tmp_path):
     (tmp_path / "taken.png").mkdir()
     with pytest.raises(FileError, match="Cannot write"):
         images.save_png(im, str(tmp_path / "taken.png"))
+
+
+def test_inputs_16_bit_i_mode_and_palette_transparency(tmp_path):
+    from rdiffusers_py import images
+    # Pillow opens some 16-bit greys as mode "I": scaled to 8 bits, not clipped.
+    wide = Image.new("I", (2, 2), 40000)
+    assert images._to_8bit(wide).getpixel((0, 0)) == 40000 >> 8
+    # A palette image's transparent entry is put on white, like alpha.
+    pal = Image.new("P", (2, 1))
+    pal.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)
+    pal.putpixel((0, 0), 0)
+    pal.putpixel((1, 0), 1)
+    path = tmp_path / "pal.png"
+    pal.save(path, transparency=1)
+    rgb = images.load_image(str(path))
+    assert rgb.getpixel((0, 0)) == (255, 0, 0)
+    assert rgb.getpixel((1, 0)) == (255, 255, 255)

@@ -171,6 +171,10 @@ def test_metadata_records_name_path_hash_scale(entry, files):
         {"name": "style", "path": os.path.abspath(files["a"]), "sha256": sha, "scale": 0.25,
          "a1111_hash": a1111}
     ]
+    # Copies: metadata already handed out does not change with the model.
+    described = lora.describe(entry)
+    described[0]["scale"] = 9.0
+    assert lora.describe(entry)[0]["scale"] == 0.25
 
 
 def test_a1111_hash_ignores_the_safetensors_header_and_covers_other_files(tmp_path):

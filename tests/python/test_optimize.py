@@ -26,6 +26,14 @@ def test_auto_on_cpu_follows_native_bf16(monkeypatch):
     assert opt.resolve("auto", "cpu", "float32") == "none"
 
 
+def test_words_for_off_and_on(monkeypatch):
+    monkeypatch.setattr(opt, "cpu_has_native_bf16", lambda: True)
+    for off in ("none", "off", "false", "False", "default", False):
+        assert opt.resolve(off, "cpu", "float32") == "none", off
+    for on in ("auto", "true", True):
+        assert opt.resolve(on, "cpu", "float32") == "bf16", on
+
+
 def test_auto_keeps_a_half_dtype_the_user_chose(monkeypatch):
     monkeypatch.setattr(opt, "cpu_has_native_bf16", lambda: True)
     assert opt.resolve("auto", "cpu", "bfloat16") == "none"

@@ -482,3 +482,42 @@ def test_thread_count_follows_the_variable_and_goes_back_to_torchs(monkeypatch):
             assert torch.get_num_threads() == 3
     finally:
         torch.set_num_threads(1)
+
+
+def test_a_weight_variant_is_loaded_and_kept_apart(api, cache_dir, tmp_path):
+    import diffusers
+    import torch
+    d = str(tmp_path / "variants")
+    pipe = diffusers.StableDiffusionPipeline.from_pretrained(api.tiny_model("tiny", cache_dir))
+    pipe.save_pretrained(d)
+    with torch.no_grad():
+        for p in pipe.unet.parameters():
+            p.mul_(2)
+    pipe.save_pretrained(d, variant="fp16")
+    plain = api.load_pipeline(d)
+    fp16 = api.load_pipeline(d, variant="fp16")
+    assert plain["key"] != fp16["key"] and fp16["variant"] == "fp16"
+    w = {k: next(pipeline.get_entry(d, variant=v).pipe.unet.parameters())
+         for k, v in (("plain", None), ("fp16", "fp16"))}
+    assert torch.equal(w["fp16"], 2 * w["plain"])
+    api.free_pipelines(plain["key"])
+    api.free_pipelines(fp16["key"])
+
+
+def test_the_safety_checker_is_not_part_of_a_folders_revision(api, cache_dir, tmp_path):
+    copy = str(tmp_path / "with-checker")
+    shutil.copytree(api.tiny_model("tiny", cache_dir), copy)
+    index = os.path.join(copy, "model_index.json")
+    with open(index) as f:
+        spec = json.load(f)
+    spec["safety_checker"] = ["stable_diffusion", "StableDiffusionSafetyChecker"]
+    with open(index, "w") as f:
+        json.dump(spec, f)
+    os.makedirs(os.path.join(copy, "safety_checker"))
+    weights = os.path.join(copy, "safety_checker", "model.safetensors")
+    with open(weights, "wb") as f:
+        f.write(b"one")
+    before = pipeline.content_revision(copy)
+    with open(weights, "wb") as f:
+        f.write(b"two")
+    assert pipeline.content_revision(copy) == before

@@ -279,3 +279,26 @@ def test_flow_schedules_are_described_by_their_sigmas(default, cache_dir):
     for key, st in [("use_karras_sigmas", "Karras"), ("use_beta_sigmas", "Beta")]:
         s = schedulers.build(flow, None, dict(cfg, **{key: True}), "sd3")
         assert schedulers.describe(s) == ("Euler", st)
+
+
+def test_a_recorded_config_of_the_other_family_is_refused(default):
+    import diffusers
+    flow = schedulers.jsonable_config(diffusers.FlowMatchEulerDiscreteScheduler())
+    with pytest.raises(InputError, match="flow-matching"):
+        schedulers.build(default, "FlowMatchEulerDiscreteScheduler", flow, family="sd15")
+    # A class without a short name (a model's own) is checked when rebuilt.
+    own = schedulers.jsonable_config(diffusers.SASolverScheduler.from_config(default.config))
+    with pytest.raises(InputError, match="does not fit"):
+        schedulers.build(default, None, own, family="sd3")
+
+
+def test_recorded_configs_hold_no_library_bookkeeping(default):
+    cfg = schedulers.jsonable_config(default)
+    assert cfg["_class_name"] == type(default).__name__
+    assert [k for k in cfg if k.startswith("_")] == ["_class_name"]
+
+
+def test_a_name_resets_beta_sigmas_of_the_default(default):
+    import diffusers
+    beta = diffusers.EulerDiscreteScheduler.from_config(default.config, use_beta_sigmas=True)
+    assert schedulers.build(beta, "Euler").config.use_beta_sigmas is False

@@ -190,3 +190,19 @@ def test_upper_case_extension_is_still_safetensors(gen, ckpt, tiny_dir, tmp_path
     assert got["meta"]["model_source"] == "file"
     assert got["meta"]["pixel_sha256"] == want["meta"]["pixel_sha256"]
     assert not pipeline._TRUSTED
+
+
+def test_local_files_only_reaches_from_single_file(ckpt, tiny_dir, cache_dir, monkeypatch):
+    import diffusers
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    seen = {}
+    real = diffusers.StableDiffusionPipeline.from_single_file.__func__
+
+    def spy(cls, path, **kw):
+        seen.update(kw)
+        return real(cls, path, **kw)
+    monkeypatch.setattr(diffusers.StableDiffusionPipeline, "from_single_file", classmethod(spy))
+    entry = pipeline.get_entry(ckpt, config=tiny_dir, cache_dir=cache_dir, local_files_only=True,
+                               dtype="bfloat16")
+    assert seen.get("local_files_only") is True
+    pipeline.free(entry.info["key"])
