@@ -66,12 +66,21 @@ meta_to_a1111 <- function(meta) {
     Size = size,
     Model = if (checkpoint) tools::file_path_sans_ext(basename(meta[["model"]]))
             else meta[["model_id"]] %||% meta[["model"]],
-    `Model hash` = if (checkpoint) substr(meta[["model_revision"]], 8, 17),
+    `Model hash` = if (checkpoint) substr(meta[["model_revision"]], 8, 17) else meta[["model_hash"]],
     `Denoising strength` = meta[["strength"]],
     `Clip skip` = clip_skip,
     `Lora hashes` = if (length(hashes) > 0) paste(hashes, collapse = ", "),
     `Diffusers scheduler` = if (is.null(sampler)) meta[["scheduler"]]
   )
+  # Another tool's fields that png_read_meta() kept as text (`a1111`) go
+  # back as they came, so copying an A1111 file's settings keeps them.
+  extra <- meta[["a1111"]]
+  if (is.list(extra) && !is.null(names(extra))) {
+    keep <- vapply(extra, rlang::is_string, logical(1)) &
+      grepl("^\\w[\\w \\-/]+$", names(extra), perl = TRUE) &
+      !names(extra) %in% c(names(Filter(Negate(is.null), fields)), "Version")
+    fields <- c(fields, extra[keep])
+  }
   values <- vapply(fields, a1111_value, character(1))
   values <- values[nzchar(values)]
   values <- c(values, Version = paste0("rdiffusers ", pkg_version()))

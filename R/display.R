@@ -245,7 +245,7 @@ as_magick.sd_sweep <- function(x, ...) {
 
 #' @export
 as_magick.default <- function(x, ...) {
-  abort_input("{.fn as_magick} needs an {.cls sd_image} or {.cls sd_images}, not {.obj_type_friendly {x}}.")
+  abort_input("{.fn as_magick} needs an {.cls sd_image}, {.cls sd_images} or {.cls sd_sweep}, not {.obj_type_friendly {x}}.")
 }
 
 #' Show generated images in R Markdown and Quarto

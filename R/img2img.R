@@ -14,7 +14,7 @@
 #' @section Input images:
 #' `image` and `mask` can be
 #' * the path of a PNG or JPEG file (other formats need the magick package);
-#' * an `sd_image` (from [sd_generate()] and friends);
+#' * an `sd_image` (from [sd_generate()] and friends), or an `sd_sweep` (its grid);
 #' * a `magick-image` (its first frame);
 #' * a raster ([as.raster()]);
 #' * a numeric array, height x width x 3 (RGB) or 4 (RGBA), or a
@@ -187,7 +187,7 @@ check_input_size <- function(input, width, height, call = caller_env()) {
 # JPEG file that Python reads. Files already in PNG/JPEG are used in place.
 as_image_file <- function(x, dir, what = "image", arg = what, call = caller_env()) {
   x <- one_image(x, arg = arg, call = call)
-  if (is_sd_image(x)) {
+  if (is_sd_image(x) || inherits(x, "sd_sweep")) {
     x <- x$path
   }
   if (inherits(x, "magick-image")) {

@@ -54,7 +54,8 @@ meta_plain_keys <- c("negative_prompt", "seed", "steps", "guidance_scale",
 #' JSON would exceed 8 MiB, more than [png_read_meta()] reads, or which nests
 #' lists more than 100 deep is refused.
 #'
-#' @param x An `sd_image`, the path of a PNG file, or a Python PIL image
+#' @param x An `sd_image` (or `sd_sweep`: its grid, with the grid's metadata),
+#'   the path of a PNG file, or a Python PIL image
 #'   (saved to a temporary PNG first).
 #' @param path Where to write the PNG.
 #' @param meta A named list of metadata, such as [png_read_meta()] returns.
@@ -117,7 +118,7 @@ png_write_meta <- function(x, path, meta = NULL, overwrite = FALSE) {
 # path is a temporary file we made (and must delete).
 meta_source_path <- function(x, call = caller_env()) {
   x <- one_image(x, arg = "x", call = call)
-  if (inherits(x, "sd_image")) {
+  if (inherits(x, "sd_image") || inherits(x, "sd_sweep")) {
     return(list(path = x$path, meta = x$meta, tmp = FALSE))
   }
   if (is.character(x) && length(x) == 1 && !is.na(x)) {

@@ -34,9 +34,11 @@
 #' @param ... Settings to change, named like [sd_generate()]'s arguments
 #'   (`steps`, `guidance_scale`, `width`, `height`, `scheduler`, `seed`,
 #'   `prompt`, `negative_prompt`, `strength`, `clip_skip`, `device`, `dtype`,
-#'   `optimize`, `model`; another `model` runs the recorded sampler with its
-#'   own scheduler configuration, while a local model that has moved, its
-#'   files unchanged, is the same model). They are recorded in the new file under
+#'   `optimize`, `model`, `config`; another `model` runs the recorded sampler
+#'   with its own scheduler configuration, while a local model that has
+#'   moved, its files unchanged, is the same model, and `config` says where a
+#'   single-file checkpoint's configuration folder is now). They are recorded
+#'   in the new file under
 #'   `reproduced_from`. With overrides the pixels are not expected to match.
 #'   `NULL` means what it means for [sd_generate()]: `seed = NULL` a random
 #'   seed, `negative_prompt = NULL` none, `steps = NULL` the model's default.
@@ -123,7 +125,7 @@ sd_reproduce <- function(path, ..., image = NULL, mask = NULL, loras = NULL,
   load_args <- rlang::exec(check_dots_load, !!!compact(list(
     revision = if (same_model && identical(meta$model_source, "hub")) meta$model_revision,
     variant = if (same_model) meta$model_variant,
-    config = if (same_model) meta$model_config,
+    config = overrides$config %||% (if (same_model) meta$model_config),
     device = settings$device, dtype = settings$dtype, optimize = settings$optimize,
     clip_skip = settings$clip_skip, trusted = if (trusted) TRUE
   )))
@@ -205,7 +207,7 @@ relocate_loras <- function(loras, moved, call = caller_env()) {
   if (is.null(moved)) return(loras)
   names <- vapply(loras, `[[`, "", "name")
   if (!is.character(moved) || length(moved) == 0 || anyNA(moved) || any(moved == "") ||
-      is.null(names(moved)) || any(names(moved) == "")) {
+      is.null(names(moved)) || anyNA(names(moved)) || any(names(moved) == "")) {
     abort_input(
       c("{.arg loras} must be a named character vector of file paths, e.g. {.code c(ink = \"~/loras/ink.safetensors\")}.",
         i = "Its names are the LoRA names the image records: {.val {names}}."),
@@ -234,7 +236,7 @@ relocate_loras <- function(loras, moved, call = caller_env()) {
 check_overrides <- function(overrides, call = caller_env()) {
   allowed <- c("steps", "guidance_scale", "width", "height", "scheduler", "seed",
                "prompt", "negative_prompt", "strength", "clip_skip", "device",
-               "dtype", "optimize", "model")
+               "dtype", "optimize", "model", "config")
   if (length(overrides) > 0 && (is.null(names(overrides)) || any(names(overrides) == ""))) {
     abort_input("Every setting in {.arg ...} must be named, e.g. {.code steps = 30}.", call = call)
   }
@@ -381,6 +383,14 @@ check_model_revision <- function(model, meta, same_model, load_args, call = call
     sd_abort(
       c("The model that made this image, {.file {model}}, is not there any more.",
         i = "If it moved, give its new path as {.arg model}."),
+      class = "rdiffusers_error_reproduce", call = call
+    )
+  }
+  config <- load_args$config
+  if (rlang::is_string(config) && is_absolute(config) && !dir.exists(config)) {
+    sd_abort(
+      c("The configuration folder of this checkpoint, {.file {config}}, is not there any more.",
+        i = "If it moved, give its new path as {.arg config}."),
       class = "rdiffusers_error_reproduce", call = call
     )
   }

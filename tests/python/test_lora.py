@@ -187,7 +187,7 @@ def test_a1111_hash_ignores_the_safetensors_header_and_covers_other_files(tmp_pa
     safetensors.torch.save_file(tensors, str(b), metadata={"ss_output_name": "renamed"})
     assert pipeline.file_sha256(str(a)) != pipeline.file_sha256(str(b))
     assert pipeline.a1111_lora_hash(str(a)) == pipeline.a1111_lora_hash(str(b))
-    # Asked for first, it fills file_sha256's memo from the same read.
+    # The whole file's hash, read in the same pass, is the file's.
     assert pipeline.file_sha256(str(a)) == hashlib.sha256(a.read_bytes()).hexdigest()
     pickle = tmp_path / "c.pt"
     pickle.write_bytes(b"not a safetensors file")

@@ -3,18 +3,21 @@
 # Debian's testthat 3.1.6 does not have.
 local_ns_mock <- function(..., .env = parent.frame()) {
   ns <- asNamespace("rdiffusers")
-  new <- list(...)
-  for (name in names(new)) {
+  # One frame per function: the deferred restore must see its own `name`
+  # and `old`, not the loop's last ones.
+  mock_one <- function(name, value) {
     old <- get(name, envir = ns, inherits = FALSE)
     locked <- bindingIsLocked(name, ns)
     if (locked) unlockBinding(name, ns)
-    assign(name, new[[name]], envir = ns)
+    assign(name, value, envir = ns)
     withr::defer({
       if (bindingIsLocked(name, ns)) unlockBinding(name, ns)
       assign(name, old, envir = ns)
       if (locked) lockBinding(name, ns)
     }, envir = .env)
   }
+  new <- list(...)
+  for (name in names(new)) mock_one(name, new[[name]])
   invisible()
 }
 

@@ -39,6 +39,20 @@ test_that("a sampler or schedule A1111 does not have is given as the diffusers c
   expect_identical(ref[["Sampler"]], "Euler a")
 })
 
+test_that("another tool's A1111 fields survive png_write_meta(meta = png_read_meta())", {
+  path <- fixture("other-tools", "AUTOMATIC1111", "automatic1111_cropped.png")
+  meta <- png_read_meta(path)
+  meta$a1111 <- c(meta$a1111, list(`Lora hashes` = "ink: 0123456789ab", `Hires upscale` = "2",
+                                   `bad, name` = "x", Steps = "99"))
+  ref <- a1111_reference_parse(meta_to_a1111(meta))
+  expect_identical(ref[["Model hash"]], "c0d1994c73")
+  expect_identical(ref[["Lora hashes"]], "ink: 0123456789ab")
+  expect_identical(ref[["Hires upscale"]], "2")
+  # Not a name A1111 would read back, or one the settings already give.
+  expect_null(ref[["bad, name"]])
+  expect_identical(ref[["Steps"]], "15")
+})
+
 test_that("a single-file checkpoint is named as A1111 names it, with its hash", {
   meta <- example_meta()
   meta$model <- meta$model_id <- "/models/dreamshaper_8.safetensors"

@@ -263,7 +263,8 @@ test_that("LoRAs are checked by hash, applied for the call, and the model's own 
                class = "rdiffusers_error_reproduce")
   expect_error(sd_reproduce(img$path, loras = c(other = moved), output_dir = dir),
                "records no LoRA named", class = "rdiffusers_error_input")
-  for (bad in list(moved, c(style = NA_character_), list(style = moved), c(style = moved, style = moved))) {
+  for (bad in list(moved, c(style = NA_character_), list(style = moved), c(style = moved, style = moved),
+                   stats::setNames(moved, NA))) {
     expect_error(sd_reproduce(img$path, loras = bad, output_dir = dir),
                  class = "rdiffusers_error_input")
   }
@@ -366,6 +367,26 @@ test_that("single-file images reproduce with their recorded config; pickle ones 
   sd_free()
   expect_error(sd_reproduce(edited$path, output_dir = out), "configuration folder",
                class = "rdiffusers_error_reproduce")
+
+  # Checkpoint and config folder moved together (another machine): `model`
+  # and `config` say where they are now, and both are checked by content.
+  place <- file.path(withr::local_tempdir(), "place1")
+  dir.create(file.path(place, "conf"), recursive = TRUE)
+  file.copy(st, file.path(place, "m.safetensors"))
+  file.copy(list.files(config, full.names = TRUE), file.path(place, "conf"), recursive = TRUE)
+  made <- sd_generate("a fox", model = file.path(place, "m.safetensors"),
+                      config = file.path(place, "conf"), width = 64, height = 64, steps = 2,
+                      seed = 5, output_dir = out, progress = FALSE)
+  sd_free()
+  moved <- file.path(dirname(place), "place2")
+  file.rename(place, moved)
+  expect_error(sd_reproduce(made$path, model = file.path(moved, "m.safetensors"), output_dir = out),
+               "give its new path as `config`", class = "rdiffusers_error_reproduce")
+  again <- sd_reproduce(made$path, model = file.path(moved, "m.safetensors"),
+                        config = file.path(moved, "conf"), output_dir = out, progress = FALSE)
+  expect_true(again$identical)
+  expect_setequal(again$differences$what, c("model", "config"))
+  sd_free()
 
   ckpt <- file.path(withr::local_tempdir(), "tiny.ckpt")
   reticulate::import("torch")$save(reticulate::import("safetensors.torch")$load_file(st), ckpt)

@@ -183,6 +183,10 @@ test_that("the grid's metadata lists the axes and every cell", {
   expect_identical(df$path, vapply(sw$images, function(img) img$path, ""))
   # A sweep stands for its grid where a file is read.
   expect_identical(png_read_meta(sw), meta)
+  expect_identical(as_image_file(sw, out)$path, sw$path)
+  copy <- file.path(withr::local_tempdir(), "copy.png")
+  png_write_meta(sw, copy)
+  expect_identical(png_read_meta(copy)$task, "sweep")
   expect_error(sd_reproduce(sw), "sd_sweep\\(\\)` grid", class = "rdiffusers_error_reproduce")
   skip_if_not_installed_ci("magick")
   expect_identical(magick::image_info(as_magick(sw))$width, ncol(as.raster(sw)))
