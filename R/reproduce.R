@@ -313,9 +313,12 @@ stack_differences <- function(meta, settings, overrides, call = caller_env()) {
 # The settings `overrides` changed: as given, or for one given as NULL
 # (a random seed, the model's default steps) the value `used` records.
 override_differences <- function(meta, overrides, used) {
+  # Where the metadata records each setting, when not under its own name.
+  recorded <- c(config = "model_config")
   rows <- lapply(names(overrides), function(name) {
-    now <- overrides[[name]] %||% used[[name]]
-    original <- format_value(meta[[name]])
+    key <- if (name %in% names(recorded)) recorded[[name]] else name
+    now <- overrides[[name]] %||% used[[key]]
+    original <- format_value(meta[[key]])
     now <- format_value(now)
     if (!identical(original, now)) data.frame(what = name, original = original, now = now)
   })

@@ -386,6 +386,8 @@ test_that("single-file images reproduce with their recorded config; pickle ones 
                         config = file.path(moved, "conf"), output_dir = out, progress = FALSE)
   expect_true(again$identical)
   expect_setequal(again$differences$what, c("model", "config"))
+  expect_identical(again$differences$original[again$differences$what == "config"],
+                   made$meta$model_config)
   sd_free()
 
   ckpt <- file.path(withr::local_tempdir(), "tiny.ckpt")
