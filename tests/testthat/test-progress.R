@@ -73,6 +73,15 @@ test_that("the total follows the steps the pipeline really runs", {
   expect_false(p$failed)
 })
 
+test_that("more steps than expected never count past the last image; a total of 0 is no total", {
+  local_cli_plain()
+  p <- progress_start(1, 2, show = "summary")
+  p$callback(0L, 1L, 0L)
+  expect_identical(p$steps, 2L)
+  for (s in 2:5) p$callback(0L, s, 2L)
+  expect_identical(p$image, 1L)
+})
+
 test_that("unknown steps are taken from the first callback", {
   local_cli_plain()
   p <- progress_start(1, NA, show = "summary")

@@ -200,6 +200,16 @@ test_that("sd_available() and sd_config() never take the installing py_require()
   expect_false(res$started)
 })
 
+test_that("sd_config() of a running Python without the stack says to restart after installing", {
+  local_ns_mock(py_choose = function(...) list(ok = TRUE, how = "virtualenv r-rdiffusers",
+                                               python = "/x/bin/python"),
+                missing_py_stack = function() c("torch", "diffusers"))
+  cfg <- sd_config()
+  expect_false(cfg$usable)
+  expect_identical(cfg$fix, "rdiffusers::sd_install(), then restart R")
+  expect_match(cfg$error, "torch, diffusers")
+})
+
 test_that("the fix for an unusable Python fits how it was chosen", {
   expect_equal(python_fix(list(how = "virtualenv r-rdiffusers")), "rdiffusers::sd_install()")
   expect_equal(python_fix(list(how = "none")), "rdiffusers::sd_install()")
