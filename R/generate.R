@@ -111,6 +111,8 @@ sd_output_dir <- function() {
 #   scheduler_config NULL, or a scheduler's full config as recorded in
 #                   metadata: rebuilds `scheduler` exactly (sd_reproduce())
 #   extra_meta      NULL, or a named list added to every image's metadata
+#   also_steps      NULL, or other step counts checked against the model's
+#                   scheduler before anything runs (a sweep's first cell)
 #   call            the user's call, for error messages
 #
 # Returns an sd_image or sd_images; every file is final (metadata written).
@@ -120,7 +122,7 @@ sd_run <- function(task, prompt, negative_prompt = NULL, model = sd_default_mode
                    output_dir = sd_output_dir(), load_args = list(),
                    progress = NULL, image = NULL, mask = NULL, strength = NULL,
                    keep_unmasked = TRUE, scheduler_config = NULL,
-                   extra_meta = NULL, call = caller_env()) {
+                   extra_meta = NULL, also_steps = NULL, call = caller_env()) {
   # Pure-R checks first, so bad input fails fast without starting Python.
   check_prompt(prompt, call = call)
   negative_prompt <- check_negative_prompt(negative_prompt, length(prompt), call = call)
@@ -231,8 +233,7 @@ sd_run <- function(task, prompt, negative_prompt = NULL, model = sd_default_mode
       strength = strength, image = image, mask = mask,
       keep_unmasked = keep_unmasked,
       cache_dir = sd_cache_dir(),
-      # A sweep's other step counts, checked by its first cell (sd_sweep()).
-      also_steps = if (!is.null(the$sweep_steps)) as.list(as.double(the$sweep_steps))
+      also_steps = if (!is.null(also_steps)) as.list(as.double(also_steps))
     ),
     load_args
   )

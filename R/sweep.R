@@ -143,11 +143,11 @@ sd_sweep <- function(prompt, seed = NULL, guidance_scale = NULL, steps = NULL,
     )
     cli::cli_progress_update(set = 0, id = bar, force = TRUE)
   }
-  # The first cell loads the model: it also checks the other step counts
-  # against the model's scheduler (at most its training timesteps), so a
-  # bad one stops the sweep before any image is made.
-  the$sweep_steps <- steps
-  on.exit(the$sweep_steps <- NULL, add = TRUE)
+  # Each cell is sd_generate(prompt, <its values>, <dots>): its arguments
+  # and the load options, checked once here.
+  generate_names <- setdiff(names(formals(sd_generate)), "...")
+  generate_args <- dots[names(dots) %in% generate_names]
+  load_args <- do.call(check_dots_load, dots[!names(dots) %in% generate_names])
   started <- Sys.time()
   images <- vector("list", n)
   done <- 0L
@@ -161,15 +161,18 @@ sd_sweep <- function(prompt, seed = NULL, guidance_scale = NULL, steps = NULL,
       a <- axes[[axis]]
       if (is.null(a)) NULL else a[[idx[[axis]]]]
     }
-    img <- do.call(sd_generate, c(
-      list(prompt, seed = value("seed"), guidance_scale = value("guidance_scale"),
-           steps = value("steps")),
-      dots,
-      list(output_dir = output_dir, progress = FALSE)
+    img <- do.call(sd_run, c(
+      list(task = "txt2img", prompt = prompt, seed = value("seed"),
+           guidance_scale = value("guidance_scale"), steps = value("steps")),
+      generate_args,
+      # The first cell loads the model: it also checks the other step counts
+      # against the model's scheduler (at most its training timesteps), so
+      # a bad one stops the sweep before any image is made.
+      list(output_dir = output_dir, progress = FALSE, load_args = load_args,
+           also_steps = if (i == 1) steps)
     ))
     images[[i]] <- img
     done <- i
-    the$sweep_steps <- NULL
     if (i == 1) {
       # Checked now if the size was not given: before the other cells run.
       check_grid(img$meta$width, img$meta$height)

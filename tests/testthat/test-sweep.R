@@ -43,7 +43,7 @@ test_that("a step count the model cannot run stops the sweep before its first im
 })
 
 test_that("a sweep of exactly the most images allowed is not refused", {
-  local_ns_mock(sd_generate = function(...) rlang::abort("first cell", class = "test_cell"))
+  local_ns_mock(sd_run = function(...) rlang::abort("first cell", class = "test_cell"))
   expect_error(sd_sweep("a", seed = 1:100, guidance_scale = 1:100, output_dir = withr::local_tempdir(),
                         progress = FALSE), class = "test_cell")
 })
