@@ -241,8 +241,8 @@ pipelines_df <- function(infos) {
 #' `"trailing"`) or `"DDIM"` (a model's own `"leading"` Euler, Euler a, Heun
 #' or LMS where the steps divide 1000), never A1111 1.10's `"Automatic"`,
 #' which is Karras for some of them, and none where none matches; for DDIM,
-#' PLMS, UniPC and LCM, which have one schedule in A1111, `"Automatic"`. `sd_schedulers(details = TRUE)` shows each name's
-#' exact options.
+#' PLMS, UniPC and LCM, which have one schedule in A1111, `"Automatic"`.
+#' `sd_schedulers(details = TRUE)` shows each name's exact options.
 #'
 #' | A1111 sampler | diffusers class | options |
 #' |---|---|---|

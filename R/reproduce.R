@@ -382,7 +382,7 @@ same_local_model <- function(model, meta) {
 # Local weights must be the ones that made the image.
 check_model_revision <- function(model, meta, same_model, load_args, call = caller_env()) {
   if (!same_model || identical(meta$model_source, "hub")) return(invisible())
-  if (meta$model_source %in% c("dir", "file") && !file.exists(model)) {
+  if (isTRUE(meta$model_source %in% c("dir", "file")) && !file.exists(model)) {
     sd_abort(
       c("The model that made this image, {.file {model}}, is not there any more.",
         i = "If it moved, give its new path as {.arg model}."),
